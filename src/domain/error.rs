@@ -1,0 +1,22 @@
+//! The domain's one error type; each API surface renders it in its own shape.
+
+use super::lifecycle::{Operation, State};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The command is not legal in the instance's current state.
+    #[error("cannot {operation} an instance that is {current}")]
+    InvalidTransition {
+        operation: Operation,
+        current: State,
+        allowed: &'static [State],
+    },
+    /// The command targets a stream that does not exist yet (or creates one that does).
+    #[error("instance does not exist")]
+    NotFound,
+    #[error("instance already exists")]
+    AlreadyExists,
+    /// A patch that would change nothing is refused so the log holds only real changes.
+    #[error("the update changes nothing")]
+    EmptyUpdate,
+}

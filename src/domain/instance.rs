@@ -1,0 +1,401 @@
+//! The instance aggregate: its state, the commands it accepts, the events it emits,
+//! `decide` (command + state -> events) and `evolve` (state + event -> state).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::DomainError;
+use super::lifecycle::{Operation, PowerState, State, TargetPower, allowed_states, is_allowed};
+
+/// A flavor as copied into the instance: events carry the sizes so a replay never needs
+/// the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizing {
+    pub flavor_id: Uuid,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+}
+
+/// Everything an instance is created with, references already resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    pub short_id: String,
+    pub name: String,
+    pub hostname: Option<String>,
+    pub description: Option<String>,
+    pub project_id: Uuid,
+    pub customer_id: Uuid,
+    #[serde(flatten)]
+    pub sizing: Sizing,
+    pub image_id: Uuid,
+    pub network_ids: Vec<Uuid>,
+    pub ssh_key_id: Option<Uuid>,
+    pub security_groups: Vec<String>,
+    pub availability_zone: Option<String>,
+    pub user_data: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A partial update; `None` leaves a field alone. For the optional text fields,
+/// `Some(None)` clears them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_or_null"
+    )]
+    pub hostname: Option<Option<String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_or_null"
+    )]
+    pub description: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// Tells an explicit `null` (clear the field) from an absent key (leave it alone).
+pub fn present_or_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Create(Box<Spec>),
+    Start,
+    Stop {
+        force: bool,
+    },
+    Reboot {
+        soft: bool,
+    },
+    Resize(Sizing),
+    Update(Patch),
+    Destroy {
+        force: bool,
+    },
+    Recover,
+    Purge,
+    /// A driver reports that the pending transition finished.
+    Complete,
+    /// A driver reports that the pending transition failed.
+    Fail {
+        reason: String,
+    },
+}
+
+impl Command {
+    /// The operation this command is checked against; `None` for creation.
+    pub fn operation(&self) -> Option<Operation> {
+        Some(match self {
+            Command::Create(_) => return None,
+            Command::Start => Operation::Start,
+            Command::Stop { force: false } => Operation::Stop,
+            Command::Stop { force: true } => Operation::ForceStop,
+            Command::Reboot { .. } => Operation::Reboot,
+            Command::Resize(_) => Operation::Resize,
+            Command::Update(_) => Operation::Update,
+            Command::Destroy { force: false } => Operation::Destroy,
+            Command::Destroy { force: true } => Operation::ForceDestroy,
+            Command::Recover => Operation::Recover,
+            Command::Purge => Operation::Purge,
+            Command::Complete => Operation::Complete,
+            Command::Fail { .. } => Operation::Fail,
+        })
+    }
+}
+
+/// Instance events, stored as `{"type": <variant>, "data": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    Created(Box<Spec>),
+    Provisioned {},
+    StartRequested {},
+    Started {},
+    StopRequested {
+        force: bool,
+    },
+    Stopped {},
+    RebootRequested {
+        soft: bool,
+    },
+    Rebooted {},
+    ResizeRequested(Sizing),
+    Resized(Sizing),
+    Updated(Patch),
+    Destroyed {
+        force: bool,
+    },
+    Recovered {},
+    Purged {},
+    Failed {
+        operation: Operation,
+        reason: String,
+    },
+}
+
+impl Event {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::Created(_) => "Created",
+            Event::Provisioned {} => "Provisioned",
+            Event::StartRequested {} => "StartRequested",
+            Event::Started {} => "Started",
+            Event::StopRequested { .. } => "StopRequested",
+            Event::Stopped {} => "Stopped",
+            Event::RebootRequested { .. } => "RebootRequested",
+            Event::Rebooted {} => "Rebooted",
+            Event::ResizeRequested(_) => "ResizeRequested",
+            Event::Resized(_) => "Resized",
+            Event::Updated(_) => "Updated",
+            Event::Destroyed { .. } => "Destroyed",
+            Event::Recovered {} => "Recovered",
+            Event::Purged {} => "Purged",
+            Event::Failed { .. } => "Failed",
+        }
+    }
+}
+
+/// The folded state of one instance stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub spec: Spec,
+    pub state: State,
+    pub power_state: PowerState,
+    pub target_power_state: Option<TargetPower>,
+    /// The operation a driver is expected to complete, if any.
+    pub pending_operation: Option<Operation>,
+    pub version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn check(op: Operation, current: State) -> Result<(), DomainError> {
+    if is_allowed(op, current) {
+        Ok(())
+    } else {
+        Err(DomainError::InvalidTransition {
+            operation: op,
+            current,
+            allowed: allowed_states(op),
+        })
+    }
+}
+
+/// Decides which events a command produces against the current state (`None`: the stream
+/// does not exist yet).
+pub fn decide(state: Option<&Instance>, command: &Command) -> Result<Vec<Event>, DomainError> {
+    let inst = match (state, command) {
+        (None, Command::Create(spec)) => return Ok(vec![Event::Created(spec.clone())]),
+        (Some(_), Command::Create(_)) => return Err(DomainError::AlreadyExists),
+        (None, _) => return Err(DomainError::NotFound),
+        (Some(inst), _) => inst,
+    };
+    if let Some(op) = command.operation() {
+        check(op, inst.state)?;
+    }
+    let events = match command {
+        Command::Create(_) => unreachable!("handled above"),
+        Command::Start => vec![Event::StartRequested {}],
+        // A forced stop cuts the power at once: nothing is left for a driver to do.
+        Command::Stop { force: true } => {
+            vec![Event::StopRequested { force: true }, Event::Stopped {}]
+        }
+        Command::Stop { force: false } => vec![Event::StopRequested { force: false }],
+        Command::Reboot { soft } => vec![Event::RebootRequested { soft: *soft }],
+        Command::Resize(sizing) => vec![Event::Resized(sizing.clone())],
+        Command::Update(patch) => {
+            let effective = effective_patch(inst, patch);
+            if effective == Patch::default() {
+                return Err(DomainError::EmptyUpdate);
+            }
+            vec![Event::Updated(effective)]
+        }
+        Command::Destroy { force } => vec![Event::Destroyed { force: *force }],
+        Command::Recover => vec![Event::Recovered {}],
+        Command::Purge => vec![Event::Purged {}],
+        Command::Complete => vec![match inst.state {
+            State::Provisioning => Event::Provisioned {},
+            State::Starting => Event::Started {},
+            State::Stopping => Event::Stopped {},
+            State::Rebooting => Event::Rebooted {},
+            State::Resizing => Event::Resized(inst.spec.sizing.clone()),
+            other => unreachable!("check() admits only transitional states, got {other}"),
+        }],
+        Command::Fail { reason } => vec![Event::Failed {
+            operation: inst.pending_operation.unwrap_or(Operation::Complete),
+            reason: reason.clone(),
+        }],
+    };
+    Ok(events)
+}
+
+/// Drops the parts of a patch that would not change anything.
+fn effective_patch(inst: &Instance, patch: &Patch) -> Patch {
+    Patch {
+        name: patch.name.clone().filter(|n| *n != inst.spec.name),
+        hostname: patch.hostname.clone().filter(|h| *h != inst.spec.hostname),
+        description: patch
+            .description
+            .clone()
+            .filter(|d| *d != inst.spec.description),
+        tags: patch.tags.clone().filter(|t| *t != inst.spec.tags),
+    }
+}
+
+/// Folds one event into the state. `version` and `at` come from the event's envelope.
+/// Events are facts: evolve never refuses one.
+pub fn evolve(
+    state: Option<Instance>,
+    id: Uuid,
+    event: &Event,
+    version: u64,
+    at: DateTime<Utc>,
+) -> Instance {
+    let mut inst = match (state, event) {
+        (_, Event::Created(spec)) => Instance {
+            id,
+            spec: (**spec).clone(),
+            state: State::Provisioning,
+            power_state: PowerState::Off,
+            target_power_state: Some(TargetPower::On),
+            pending_operation: Some(Operation::Complete),
+            version,
+            created_at: at,
+            updated_at: at,
+        },
+        (Some(inst), _) => inst,
+        // A non-creation event on an empty stream cannot be produced by decide; fold it
+        // onto a placeholder so a damaged log still replays (verify reports the damage).
+        (None, _) => return placeholder(id, version, at),
+    };
+    inst.version = version;
+    inst.updated_at = at;
+    let settle = |inst: &mut Instance, state: State, power: PowerState| {
+        inst.state = state;
+        inst.power_state = power;
+        inst.target_power_state = None;
+        inst.pending_operation = None;
+    };
+    let request = |inst: &mut Instance, state: State, target: TargetPower, op: Operation| {
+        inst.state = state;
+        inst.target_power_state = Some(target);
+        inst.pending_operation = Some(op);
+    };
+    match event {
+        Event::Created(_) => {}
+        Event::Provisioned {} | Event::Started {} | Event::Rebooted {} => {
+            settle(&mut inst, State::Running, PowerState::On)
+        }
+        Event::StartRequested {} => request(
+            &mut inst,
+            State::Starting,
+            TargetPower::On,
+            Operation::Start,
+        ),
+        Event::StopRequested { force } => request(
+            &mut inst,
+            State::Stopping,
+            TargetPower::Off,
+            if *force {
+                Operation::ForceStop
+            } else {
+                Operation::Stop
+            },
+        ),
+        Event::Stopped {} => settle(&mut inst, State::Stopped, PowerState::Off),
+        Event::RebootRequested { .. } => request(
+            &mut inst,
+            State::Rebooting,
+            TargetPower::Reboot,
+            Operation::Reboot,
+        ),
+        Event::ResizeRequested(sizing) => {
+            inst.spec.sizing = sizing.clone();
+            request(
+                &mut inst,
+                State::Resizing,
+                TargetPower::Off,
+                Operation::Resize,
+            )
+        }
+        Event::Resized(sizing) => {
+            inst.spec.sizing = sizing.clone();
+            settle(&mut inst, State::Stopped, PowerState::Off)
+        }
+        Event::Updated(patch) => {
+            if let Some(name) = &patch.name {
+                inst.spec.name = name.clone();
+            }
+            if let Some(hostname) = &patch.hostname {
+                inst.spec.hostname = hostname.clone();
+            }
+            if let Some(description) = &patch.description {
+                inst.spec.description = description.clone();
+            }
+            if let Some(tags) = &patch.tags {
+                inst.spec.tags = tags.clone();
+            }
+        }
+        Event::Destroyed { .. } => settle(&mut inst, State::Destroyed, PowerState::Off),
+        Event::Recovered {} => settle(&mut inst, State::Stopped, PowerState::Off),
+        Event::Purged {} => settle(&mut inst, State::Purged, PowerState::Off),
+        Event::Failed { .. } => {
+            let power = inst.power_state;
+            settle(&mut inst, State::Error, power)
+        }
+    }
+    inst
+}
+
+fn placeholder(id: Uuid, version: u64, at: DateTime<Utc>) -> Instance {
+    Instance {
+        id,
+        spec: Spec {
+            short_id: String::new(),
+            name: String::new(),
+            hostname: None,
+            description: None,
+            project_id: Uuid::nil(),
+            customer_id: Uuid::nil(),
+            sizing: Sizing {
+                flavor_id: Uuid::nil(),
+                vcpus: 0,
+                memory_mb: 0,
+                disk_gb: 0,
+            },
+            image_id: Uuid::nil(),
+            network_ids: Vec::new(),
+            ssh_key_id: None,
+            security_groups: Vec::new(),
+            availability_zone: None,
+            user_data: None,
+            tags: BTreeMap::new(),
+        },
+        state: State::Error,
+        power_state: PowerState::Off,
+        target_power_state: None,
+        pending_operation: None,
+        version,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+#[cfg(test)]
+mod tests;

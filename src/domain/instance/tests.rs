@@ -1,0 +1,332 @@
+//! Exhaustive transition-table tests and replay determinism properties.
+
+use super::*;
+use crate::domain::lifecycle::State::*;
+use proptest::prelude::*;
+
+fn at(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + n, 0).expect("valid timestamp")
+}
+
+fn sizing(n: u32) -> Sizing {
+    Sizing {
+        flavor_id: Uuid::from_u128(0xf1 + n as u128),
+        vcpus: n,
+        memory_mb: 1024 * n as u64,
+        disk_gb: 10 * n as u64,
+    }
+}
+
+fn spec() -> Spec {
+    Spec {
+        short_id: "i-abcdef12".into(),
+        name: "web-1".into(),
+        hostname: Some("web-1".into()),
+        description: None,
+        project_id: Uuid::from_u128(1),
+        customer_id: Uuid::from_u128(2),
+        sizing: sizing(1),
+        image_id: Uuid::from_u128(3),
+        network_ids: vec![],
+        ssh_key_id: None,
+        security_groups: vec!["default".into()],
+        availability_zone: Some("az1".into()),
+        user_data: None,
+        tags: BTreeMap::new(),
+    }
+}
+
+fn created() -> Instance {
+    evolve(
+        None,
+        Uuid::from_u128(9),
+        &Event::Created(Box::new(spec())),
+        1,
+        at(0),
+    )
+}
+
+fn in_state(state: State) -> Instance {
+    let mut inst = created();
+    inst.state = state;
+    if state.is_transitional() {
+        inst.target_power_state = Some(TargetPower::On);
+        inst.pending_operation = Some(Operation::Start);
+    } else {
+        inst.target_power_state = None;
+        inst.pending_operation = None;
+    }
+    inst
+}
+
+/// One command per operation (plus creation), covering both force/soft variants.
+fn every_command() -> Vec<Command> {
+    vec![
+        Command::Create(Box::new(spec())),
+        Command::Start,
+        Command::Stop { force: false },
+        Command::Stop { force: true },
+        Command::Reboot { soft: false },
+        Command::Reboot { soft: true },
+        Command::Resize(sizing(2)),
+        Command::Update(Patch {
+            name: Some("renamed".into()),
+            ..Patch::default()
+        }),
+        Command::Destroy { force: false },
+        Command::Destroy { force: true },
+        Command::Recover,
+        Command::Purge,
+        Command::Complete,
+        Command::Fail {
+            reason: "boom".into(),
+        },
+    ]
+}
+
+/// The native table written out independently of `allowed_states`: for each command, the
+/// legal source states and the state the instance lands in.
+fn expected(command: &Command, from: State) -> Option<State> {
+    let table: &[(State, State)] = match command {
+        Command::Create(_) => &[],
+        Command::Start => &[(Stopped, Starting)],
+        Command::Stop { force: false } => &[
+            (Running, Stopping),
+            (Starting, Stopping),
+            (Stopping, Stopping),
+        ],
+        Command::Stop { force: true } => {
+            &[(Running, Stopped), (Starting, Stopped), (Stopping, Stopped)]
+        }
+        Command::Reboot { .. } => &[(Running, Rebooting), (Stopped, Rebooting)],
+        Command::Resize(_) => &[(Stopped, Stopped)],
+        Command::Update(_) => &[
+            (Provisioning, Provisioning),
+            (Starting, Starting),
+            (Running, Running),
+            (Stopping, Stopping),
+            (Stopped, Stopped),
+            (Rebooting, Rebooting),
+            (Resizing, Resizing),
+            (Error, Error),
+        ],
+        Command::Destroy { force: false } => &[(Stopped, Destroyed), (Error, Destroyed)],
+        Command::Destroy { force: true } => &[
+            (Stopped, Destroyed),
+            (Error, Destroyed),
+            (Running, Destroyed),
+        ],
+        Command::Recover => &[(Destroyed, Stopped)],
+        Command::Purge => &[(Destroyed, Purged)],
+        Command::Complete => &[
+            (Provisioning, Running),
+            (Starting, Running),
+            (Stopping, Stopped),
+            (Rebooting, Running),
+            (Resizing, Stopped),
+        ],
+        Command::Fail { .. } => &[
+            (Provisioning, Error),
+            (Starting, Error),
+            (Stopping, Error),
+            (Rebooting, Error),
+            (Resizing, Error),
+        ],
+    };
+    table.iter().find(|(f, _)| *f == from).map(|(_, to)| *to)
+}
+
+#[test]
+fn transition_table_every_state_times_every_command() {
+    let mut cells = 0;
+    for from in State::ALL {
+        for command in every_command() {
+            cells += 1;
+            let inst = in_state(from);
+            let result = decide(Some(&inst), &command);
+            match (expected(&command, from), result) {
+                (Some(to), Ok(events)) => {
+                    assert!(!events.is_empty(), "{command:?} from {from}");
+                    let mut state = Some(inst.clone());
+                    for (i, e) in events.iter().enumerate() {
+                        state = Some(evolve(
+                            state,
+                            inst.id,
+                            e,
+                            inst.version + 1 + i as u64,
+                            at(5),
+                        ));
+                    }
+                    let after = state.expect("folded");
+                    assert_eq!(after.state, to, "{command:?} from {from}");
+                    assert_eq!(after.version, inst.version + events.len() as u64);
+                    // Settled states never carry a target; transitional ones always do.
+                    assert_eq!(
+                        after.target_power_state.is_some(),
+                        to.is_transitional(),
+                        "{command:?} from {from}"
+                    );
+                }
+                (
+                    None,
+                    Err(DomainError::InvalidTransition {
+                        operation,
+                        current,
+                        allowed,
+                    }),
+                ) => {
+                    assert_eq!(current, from);
+                    assert_eq!(Some(operation), command.operation());
+                    assert!(!allowed.contains(&from));
+                    for legal in allowed {
+                        assert!(
+                            expected(&command, *legal).is_some(),
+                            "{operation} lists {legal} as allowed but the table does not"
+                        );
+                    }
+                }
+                (None, Err(DomainError::AlreadyExists)) => {
+                    assert!(matches!(command, Command::Create(_)))
+                }
+                (want, got) => panic!("{command:?} from {from}: expected {want:?}, got {got:?}"),
+            }
+        }
+    }
+    assert_eq!(cells, State::ALL.len() * every_command().len());
+}
+
+#[test]
+fn commands_on_a_missing_instance_are_not_found_except_create() {
+    for command in every_command() {
+        let result = decide(None, &command);
+        match command {
+            Command::Create(_) => assert_eq!(result.map(|e| e.len()), Ok(1)),
+            _ => assert_eq!(result, Err(DomainError::NotFound), "{command:?}"),
+        }
+    }
+}
+
+#[test]
+fn created_instance_is_provisioning_with_power_target_on() {
+    let inst = created();
+    assert_eq!(inst.state, Provisioning);
+    assert_eq!(inst.power_state, PowerState::Off);
+    assert_eq!(inst.target_power_state, Some(TargetPower::On));
+    assert_eq!(inst.version, 1);
+}
+
+#[test]
+fn an_update_that_changes_nothing_is_refused() {
+    let inst = in_state(Running);
+    let same = Command::Update(Patch {
+        name: Some(inst.spec.name.clone()),
+        ..Patch::default()
+    });
+    assert_eq!(decide(Some(&inst), &same), Err(DomainError::EmptyUpdate));
+}
+
+#[test]
+fn resize_records_new_sizing_and_failure_records_pending_operation() {
+    let inst = in_state(Stopped);
+    let events = decide(Some(&inst), &Command::Resize(sizing(4))).expect("legal");
+    let after = evolve(Some(inst.clone()), inst.id, &events[0], 2, at(1));
+    assert_eq!(after.spec.sizing, sizing(4));
+
+    let starting = evolve(Some(after), inst.id, &Event::StartRequested {}, 3, at(2));
+    let failed = decide(
+        Some(&starting),
+        &Command::Fail {
+            reason: "no host".into(),
+        },
+    )
+    .expect("legal");
+    assert_eq!(
+        failed,
+        vec![Event::Failed {
+            operation: Operation::Start,
+            reason: "no host".into()
+        }]
+    );
+}
+
+#[test]
+fn events_round_trip_through_their_stored_json_shape() {
+    let events = vec![
+        Event::Created(Box::new(spec())),
+        Event::Provisioned {},
+        Event::StopRequested { force: true },
+        Event::Resized(sizing(3)),
+        Event::Updated(Patch {
+            hostname: Some(None),
+            ..Patch::default()
+        }),
+        Event::Failed {
+            operation: Operation::Reboot,
+            reason: "x".into(),
+        },
+    ];
+    for e in events {
+        let json = serde_json::to_value(&e).expect("serialize");
+        assert_eq!(json["type"], e.type_name());
+        assert!(json["data"].is_object(), "{json}");
+        let back: Event = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, e);
+    }
+}
+
+fn arb_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        Just(Command::Start),
+        any::<bool>().prop_map(|force| Command::Stop { force }),
+        any::<bool>().prop_map(|soft| Command::Reboot { soft }),
+        (1u32..8).prop_map(|n| Command::Resize(sizing(n))),
+        "[a-c]{1,2}".prop_map(|name| Command::Update(Patch {
+            name: Some(name),
+            ..Patch::default()
+        })),
+        any::<bool>().prop_map(|force| Command::Destroy { force }),
+        Just(Command::Recover),
+        Just(Command::Purge),
+        Just(Command::Complete),
+        Just(Command::Complete),
+        Just(Command::Fail { reason: "r".into() }),
+    ]
+}
+
+proptest! {
+    /// Folding the log of any command sequence from scratch yields exactly the live state,
+    /// and the live state keeps its invariants along the way.
+    #[test]
+    fn replay_of_the_log_equals_the_live_state(commands in proptest::collection::vec(arb_command(), 0..60)) {
+        let id = Uuid::from_u128(42);
+        let mut log: Vec<(Event, u64, DateTime<Utc>)> = Vec::new();
+        let mut live = None;
+        let mut all = vec![Command::Create(Box::new(spec()))];
+        all.extend(commands);
+        for (step, command) in all.iter().enumerate() {
+            let before = live.clone();
+            match decide(live.as_ref(), command) {
+                Ok(events) => {
+                    for e in events {
+                        let version = log.len() as u64 + 1;
+                        live = Some(evolve(live, id, &e, version, at(step as i64)));
+                        log.push((e, version, at(step as i64)));
+                    }
+                }
+                Err(_) => prop_assert_eq!(&live, &before, "a refused command changed state"),
+            }
+            let inst = live.as_ref().expect("created first");
+            prop_assert_eq!(inst.target_power_state.is_some(), inst.state.is_transitional());
+            prop_assert_eq!(inst.pending_operation.is_some(), inst.state.is_transitional());
+            prop_assert_eq!(inst.version, log.len() as u64);
+        }
+        let mut replayed = None;
+        for (e, version, t) in &log {
+            // Each event survives its stored JSON form unchanged.
+            let json = serde_json::to_vec(e).expect("serialize");
+            let decoded: Event = serde_json::from_slice(&json).expect("deserialize");
+            replayed = Some(evolve(replayed, id, &decoded, *version, *t));
+        }
+        prop_assert_eq!(replayed, live);
+    }
+}
