@@ -2,3 +2,6 @@
 //! See ARCHITECTURE.md for the map of modules and how data flows between them.
 
 pub mod domain;
+pub mod projection;
+pub mod store;
+pub mod service;

@@ -16,7 +16,4 @@ pub enum DomainError {
     NotFound,
     #[error("instance already exists")]
     AlreadyExists,
-    /// A patch that would change nothing is refused so the log holds only real changes.
-    #[error("the update changes nothing")]
-    EmptyUpdate,
 }

@@ -221,8 +221,10 @@ pub fn decide(state: Option<&Instance>, command: &Command) -> Result<Vec<Event>,
         Command::Resize(sizing) => vec![Event::Resized(sizing.clone())],
         Command::Update(patch) => {
             let effective = effective_patch(inst, patch);
+            // Setting fields to the values they have is a successful no-op: the log
+            // records only real changes.
             if effective == Patch::default() {
-                return Err(DomainError::EmptyUpdate);
+                return Ok(Vec::new());
             }
             vec![Event::Updated(effective)]
         }

@@ -1,0 +1,134 @@
+//! Command handling: requests become commands, go through the single writer (group commit)
+//! and come back as replies once durable. Reads go straight to a store snapshot.
+
+pub mod idempotency;
+pub mod writer;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::domain::catalog::{self, Kind, Resource};
+use crate::domain::instance::{self, Instance};
+use crate::domain::DomainError;
+use crate::store::{EventStore, StoreError};
+pub use idempotency::IdempotencyKey;
+pub use writer::{Pending, WriterConfig};
+
+/// Who asked, through which request and surface, and under which idempotency key.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub actor: String,
+    pub request_id: String,
+    pub origin: String,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteCommand {
+    /// The writer assigns the id (uuid v7, so ids sort in commit order) and the short id.
+    CreateInstance(Box<instance::Spec>),
+    /// Commands applied in order, all or nothing (e.g. destroy then purge).
+    Instance {
+        id: Uuid,
+        commands: Vec<instance::Command>,
+    },
+    CreateResource {
+        kind: Kind,
+        spec: catalog::Spec,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub command: WriteCommand,
+    pub meta: RequestMeta,
+    /// `If-Match`: the instance version the caller last saw.
+    pub expected_version: Option<u64>,
+}
+
+/// What a successful write produced; stored with idempotency keys so retries get the
+/// original answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Instance(Box<Instance>),
+    Resource(Resource),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub outcome: Outcome,
+    /// True when an idempotency key matched an earlier request: nothing was appended.
+    pub replayed: bool,
+    /// The log position after this request's events (its last event, or the head).
+    pub position: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("version mismatch: expected {expected}, current {actual}")]
+    VersionMismatch { expected: u64, actual: u64 },
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("the write queue is full")]
+    Overloaded,
+    #[error("the ledger is not accepting writes: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Job {
+    request: WriteRequest,
+    reply: oneshot::Sender<Result<Reply, ServiceError>>,
+}
+
+/// A cheap, cloneable handle to the ledger: submit writes, open read snapshots.
+#[derive(Clone)]
+pub struct Ledger {
+    store: Arc<dyn EventStore>,
+    queue: mpsc::Sender<Job>,
+}
+
+impl Ledger {
+    /// Starts the writer thread. It ends once every `Ledger` clone is dropped.
+    pub fn start(
+        store: Arc<dyn EventStore>,
+        config: WriterConfig,
+        pending: Option<mpsc::UnboundedSender<Pending>>,
+    ) -> Result<(Ledger, std::thread::JoinHandle<()>), ServiceError> {
+        let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let handle = writer::spawn(store.clone(), rx, config, pending)?;
+        Ok((Ledger { store, queue }, handle))
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// How many writes wait for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Queues a write and waits until it is durable (or refused). A full queue is refused
+    /// at once rather than buffered without bound.
+    pub async fn submit(&self, request: WriteRequest) -> Result<Reply, ServiceError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .try_send(Job { request, reply: tx })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => ServiceError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => {
+                    ServiceError::Unavailable("the writer has stopped".into())
+                }
+            })?;
+        rx.await
+            .map_err(|_| ServiceError::Unavailable("the writer stopped before answering".into()))?
+    }
+}

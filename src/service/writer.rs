@@ -1,0 +1,308 @@
+//! The single writer: drains queued requests into one batch, decides each against current
+//! state inside one write transaction, appends and projects, commits once (one fsync for
+//! the whole batch) and only then answers every waiting request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::idempotency::Record;
+use super::{Job, Outcome, Reply, ServiceError, WriteCommand, WriteRequest};
+use crate::domain::catalog::Resource;
+use crate::domain::instance::{self, Instance};
+use crate::domain::{short_id, DomainError};
+use crate::store::envelope::{Payload, Provenance};
+use crate::store::{EventStore, NewEvent, StoreError, StreamKind, WriteTxn};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    pub queue_capacity: usize,
+    /// Most requests folded into one transaction.
+    pub batch_limit: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            queue_capacity: 4096,
+            batch_limit: 256,
+        }
+    }
+}
+
+/// An instance left waiting for a driver at this version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub id: Uuid,
+    pub version: u64,
+}
+
+pub(super) fn spawn(
+    store: Arc<dyn EventStore>,
+    rx: mpsc::Receiver<Job>,
+    config: WriterConfig,
+    pending: Option<mpsc::UnboundedSender<Pending>>,
+) -> Result<std::thread::JoinHandle<()>, ServiceError> {
+    // Timestamps never run backwards in the log, even if the wall clock does.
+    let last_at = {
+        let snap = store.read()?;
+        let head = snap.head()?;
+        match head.position {
+            0 => DateTime::<Utc>::MIN_UTC,
+            p => snap
+                .read_all(p - 1, 1)?
+                .first()
+                .map(|e| e.at)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        }
+    };
+    let mut writer = Writer {
+        store,
+        rx,
+        config,
+        pending,
+        last_at,
+    };
+    std::thread::Builder::new()
+        .name("ledger-writer".into())
+        .spawn(move || writer.run())
+        .map_err(|e| ServiceError::Unavailable(format!("cannot start the writer: {e}")))
+}
+
+struct Writer {
+    store: Arc<dyn EventStore>,
+    rx: mpsc::Receiver<Job>,
+    config: WriterConfig,
+    pending: Option<mpsc::UnboundedSender<Pending>>,
+    last_at: DateTime<Utc>,
+}
+
+/// A request's result inside the batch: Err(StoreError) aborts the whole batch.
+type Step = Result<Result<Reply, ServiceError>, StoreError>;
+
+impl Writer {
+    fn run(&mut self) {
+        while let Some(first) = self.rx.blocking_recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < self.config.batch_limit {
+                match self.rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            metrics::gauge!("ledger_write_queue_depth").set(self.rx.len() as f64);
+            self.commit_batch(jobs);
+        }
+    }
+
+    fn commit_batch(&mut self, jobs: Vec<Job>) {
+        let now = Utc::now().max(self.last_at);
+        let started = Instant::now();
+        let mut results: Vec<Result<Reply, ServiceError>> = Vec::with_capacity(jobs.len());
+        let mut appended = 0u64;
+        let outcome = self.store.write(&mut |txn| {
+            results.clear();
+            appended = 0;
+            for job in &jobs {
+                let result = process(txn, &job.request, now, &mut appended)?;
+                results.push(result);
+            }
+            Ok(())
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                self.last_at = now;
+                if appended > 0 {
+                    metrics::counter!("ledger_commits_total").increment(1);
+                    metrics::counter!("ledger_events_appended_total").increment(appended);
+                    metrics::histogram!("ledger_batch_events").record(appended as f64);
+                    metrics::histogram!("ledger_commit_seconds").record(elapsed);
+                }
+                for (job, result) in jobs.into_iter().zip(results) {
+                    if let (Ok(reply), Some(pending)) = (&result, &self.pending) {
+                        notify_driver(pending, reply);
+                    }
+                    // A requester that went away still had its write committed.
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = jobs.len(), "write batch failed; nothing was committed");
+                metrics::counter!("ledger_commit_failures_total").increment(1);
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(ServiceError::Unavailable(format!("the store failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+fn notify_driver(pending: &mpsc::UnboundedSender<Pending>, reply: &Reply) {
+    if reply.replayed {
+        return;
+    }
+    if let Outcome::Instance(inst) = &reply.outcome
+        && inst.state.is_transitional()
+    {
+        let _ = pending.send(Pending {
+            id: inst.id,
+            version: inst.version,
+        });
+    }
+}
+
+fn process(txn: &mut dyn WriteTxn, req: &WriteRequest, now: DateTime<Utc>, appended: &mut u64) -> Step {
+    let idem = req
+        .meta
+        .idempotency
+        .as_ref()
+        .map(|k| (k, k.storage_key(&req.meta.actor)));
+    if let Some((key, storage_key)) = &idem
+        && let Some(raw) = txn.idempotency(storage_key)?
+    {
+        let record: Record = serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+            at: "idempotency record".into(),
+            detail: e.to_string(),
+        })?;
+        if record.fingerprint != key.fingerprint {
+            return Ok(Err(ServiceError::IdempotencyKeyReused));
+        }
+        return Ok(Ok(Reply {
+            outcome: record.outcome,
+            replayed: true,
+            position: record.position,
+        }));
+    }
+    let provenance = Provenance {
+        actor: req.meta.actor.clone(),
+        request_id: req.meta.request_id.clone(),
+        origin: req.meta.origin.clone(),
+        idempotency_key: req.meta.idempotency.as_ref().map(|k| k.key.clone()),
+    };
+    let decided = match &req.command {
+        WriteCommand::CreateInstance(spec) => create_instance(txn, spec, now, &provenance)?,
+        WriteCommand::Instance { id, commands } => {
+            operate(txn, *id, commands, req.expected_version, now, &provenance)?
+        }
+        WriteCommand::CreateResource { kind, spec } => {
+            let id = Uuid::now_v7();
+            Resource::decide_create(None, *kind, spec.clone())
+                .map_err(ServiceError::Domain)
+                .map(|event| {
+                    let resource = Resource::evolve(id, &event, now);
+                    let new = NewEvent {
+                        stream_id: id,
+                        kind: StreamKind::from(*kind),
+                        payload: Payload::Catalog(event),
+                        at: now,
+                        provenance: provenance.clone(),
+                    };
+                    (Outcome::Resource(resource), vec![new])
+                })
+        }
+    };
+    let (outcome, events) = match decided {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut position = None;
+    for event in events {
+        position = Some(txn.append(event)?.position);
+        *appended += 1;
+    }
+    let position = match position {
+        Some(p) => p,
+        None => txn.head_position()?,
+    };
+    if let Some((key, storage_key)) = &idem {
+        let record = Record {
+            fingerprint: key.fingerprint.clone(),
+            outcome: outcome.clone(),
+            position,
+        };
+        let raw = serde_json::to_vec(&record).map_err(|e| StoreError::Io(e.to_string()))?;
+        txn.put_idempotency(storage_key, &raw)?;
+    }
+    Ok(Ok(Reply {
+        outcome,
+        replayed: false,
+        position,
+    }))
+}
+
+type Decided = Result<(Outcome, Vec<NewEvent>), ServiceError>;
+
+fn create_instance(
+    txn: &mut dyn WriteTxn,
+    spec: &instance::Spec,
+    now: DateTime<Utc>,
+    provenance: &Provenance,
+) -> Result<Decided, StoreError> {
+    let id = Uuid::now_v7();
+    let mut spec = spec.clone();
+    spec.short_id = loop {
+        let candidate = short_id::from_random(rand::random());
+        if !txn.short_id_taken(&candidate)? {
+            break candidate;
+        }
+    };
+    let command = instance::Command::Create(Box::new(spec));
+    Ok(fold(None, id, &[command], now, provenance))
+}
+
+fn operate(
+    txn: &mut dyn WriteTxn,
+    id: Uuid,
+    commands: &[instance::Command],
+    expected_version: Option<u64>,
+    now: DateTime<Utc>,
+    provenance: &Provenance,
+) -> Result<Decided, StoreError> {
+    let Some(current) = txn.instance(id)? else {
+        return Ok(Err(ServiceError::Domain(DomainError::NotFound)));
+    };
+    if let Some(expected) = expected_version
+        && expected != current.version
+    {
+        return Ok(Err(ServiceError::VersionMismatch {
+            expected,
+            actual: current.version,
+        }));
+    }
+    Ok(fold(Some(current), id, commands, now, provenance))
+}
+
+/// Decides the commands in order against a local fold, so a later command sees the
+/// effects of an earlier one and a refusal anywhere appends nothing.
+fn fold(
+    mut state: Option<Instance>,
+    id: Uuid,
+    commands: &[instance::Command],
+    now: DateTime<Utc>,
+    provenance: &Provenance,
+) -> Decided {
+    let mut events = Vec::new();
+    for command in commands {
+        for event in instance::decide(state.as_ref(), command)? {
+            let version = state.as_ref().map_or(0, |s| s.version) + 1;
+            state = Some(instance::evolve(state, id, &event, version, now));
+            events.push(NewEvent {
+                stream_id: id,
+                kind: StreamKind::Instance,
+                payload: Payload::Instance(event),
+                at: now,
+                provenance: provenance.clone(),
+            });
+        }
+    }
+    match state {
+        Some(inst) => Ok((Outcome::Instance(Box::new(inst)), events)),
+        None => Err(ServiceError::Domain(DomainError::NotFound)),
+    }
+}

@@ -1,0 +1,137 @@
+//! The stored envelope of an event and the hash chain over envelopes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::domain::catalog::{CatalogEvent, Kind};
+use crate::domain::instance;
+
+/// The current envelope and payload schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    Instance,
+    Customer,
+    Project,
+    Flavor,
+    Image,
+    Network,
+    SshKey,
+}
+
+impl From<Kind> for StreamKind {
+    fn from(kind: Kind) -> StreamKind {
+        match kind {
+            Kind::Customer => StreamKind::Customer,
+            Kind::Project => StreamKind::Project,
+            Kind::Flavor => StreamKind::Flavor,
+            Kind::Image => StreamKind::Image,
+            Kind::Network => StreamKind::Network,
+            Kind::SshKey => StreamKind::SshKey,
+        }
+    }
+}
+
+/// Who asked, through which request and surface: recorded with every event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub actor: String,
+    pub request_id: String,
+    pub origin: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// A decided event before the store gives it a position.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub stream_id: Uuid,
+    pub kind: StreamKind,
+    pub payload: Payload,
+    pub at: DateTime<Utc>,
+    pub provenance: Provenance,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    Instance(instance::Event),
+    Catalog(CatalogEvent),
+}
+
+impl Payload {
+    /// Splits the payload into its stored `type` and `data`.
+    pub fn to_parts(&self) -> Result<(String, serde_json::Value), serde_json::Error> {
+        let value = match self {
+            Payload::Instance(e) => serde_json::to_value(e)?,
+            Payload::Catalog(e) => serde_json::to_value(e)?,
+        };
+        let mut obj = match value {
+            serde_json::Value::Object(obj) => obj,
+            other => return Ok((String::new(), other)),
+        };
+        let ty = match obj.remove("type") {
+            Some(serde_json::Value::String(t)) => t,
+            _ => String::new(),
+        };
+        let data = obj
+            .remove("data")
+            .unwrap_or(serde_json::Value::Object(Default::default()));
+        Ok((ty, data))
+    }
+
+    pub fn from_parts(
+        kind: StreamKind,
+        ty: &str,
+        data: &serde_json::Value,
+    ) -> Result<Payload, serde_json::Error> {
+        let tagged = serde_json::json!({ "type": ty, "data": data });
+        Ok(match kind {
+            StreamKind::Instance => Payload::Instance(serde_json::from_value(tagged)?),
+            _ => Payload::Catalog(serde_json::from_value(tagged)?),
+        })
+    }
+}
+
+/// An event as stored: its place in the log and in its stream, payload and provenance,
+/// and the hash of the previous envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub position: u64,
+    pub stream_id: Uuid,
+    pub stream_kind: StreamKind,
+    pub version: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: serde_json::Value,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub request_id: String,
+    pub origin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub prev_hash: String,
+}
+
+impl Envelope {
+    pub fn payload(&self) -> Result<Payload, serde_json::Error> {
+        Payload::from_parts(self.stream_kind, &self.event_type, &self.data)
+    }
+}
+
+/// The hash of an envelope is the SHA-256 of its exact stored bytes, which include the
+/// previous hash: changing any byte of any event breaks every later link.
+pub fn hash(stored: &[u8]) -> [u8; 32] {
+    Sha256::digest(stored).into()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

@@ -1,0 +1,76 @@
+//! The event store contract: append with expected version, read one stream, read all from
+//! a global position, and the projections kept in the same transaction as the append.
+//! `redb` is the embedded default backend.
+
+pub mod envelope;
+pub mod redb;
+
+use uuid::Uuid;
+
+use crate::domain::catalog::Resource;
+use crate::domain::instance::Instance;
+use crate::projection::{IndexKey, Page};
+pub use envelope::{Envelope, NewEvent, StreamKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    /// Stored bytes did not decode or did not match their hash.
+    #[error("stored data is corrupt at {at}: {detail}")]
+    Corrupt { at: String, detail: String },
+    #[error("another process holds the ledger at {0} (is a server running?)")]
+    Locked(String),
+    #[error("append to {stream} expected version {expected}, found {actual}")]
+    VersionConflict {
+        stream: Uuid,
+        expected: u64,
+        actual: u64,
+    },
+}
+
+/// The head of the log: the last position and its hash (all zeros for an empty log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Head {
+    pub position: u64,
+    pub hash: [u8; 32],
+}
+
+/// Operations inside one write transaction. Reads see the transaction's own writes, so
+/// commands on the same instance within one batch see each other's effects.
+pub trait WriteTxn {
+    fn instance(&mut self, id: Uuid) -> Result<Option<Instance>, StoreError>;
+    fn resource(&mut self, id: Uuid) -> Result<Option<Resource>, StoreError>;
+    fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError>;
+    fn idempotency(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// The position of the last event, including those appended in this transaction.
+    fn head_position(&mut self) -> Result<u64, StoreError>;
+    /// Appends one event at the stream's next version, chains its hash and updates the
+    /// projections. Returns the stored envelope.
+    fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError>;
+}
+
+/// Read access to one consistent snapshot.
+pub trait Snapshot {
+    fn head(&self) -> Result<Head, StoreError>;
+    fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError>;
+    fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError>;
+    fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError>;
+    fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Ids carrying every key (AND), in id (= creation) order, strictly after `after`.
+    fn page(&self, keys: &[IndexKey], after: Option<Uuid>, limit: usize)
+    -> Result<Page, StoreError>;
+    fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError>;
+    fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
+}
+
+pub trait EventStore: Send + Sync + 'static {
+    /// Runs `f` in one write transaction and commits durably once if it returns Ok; on
+    /// Err nothing is written.
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError>;
+}

@@ -1,0 +1,597 @@
+//! The embedded default backend: one redb file in the data directory holding the log,
+//! the stream index, the head of the hash chain, idempotency records and the projections.
+//! Every batch is one write transaction with one durable commit.
+
+use std::path::{Path, PathBuf};
+
+use ::redb::{
+    Builder, Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    WriteTransaction,
+};
+use uuid::Uuid;
+
+use super::envelope::{self, Envelope, NewEvent, Payload, SCHEMA_VERSION};
+use super::{EventStore, Head, Snapshot, StoreError, WriteTxn};
+use crate::domain::catalog::Resource;
+use crate::domain::instance::{self, Instance};
+use crate::projection::{IndexKey, Page, index as projection};
+
+/// position -> 32-byte hash followed by the envelope's JSON bytes.
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// (stream id, version) -> position.
+const STREAMS: TableDefinition<(u128, u64), u64> = TableDefinition::new("streams");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+/// Projections: rebuilt from the log by `verify`, which compares them byte for byte.
+const INSTANCES: TableDefinition<u128, &[u8]> = TableDefinition::new("instances");
+const RESOURCES: TableDefinition<u128, &[u8]> = TableDefinition::new("resources");
+const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids");
+/// (u16 length, index key, id) -> (): one sorted run of ids per key.
+const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
+const INDEX_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("index_counts");
+
+const HEAD_KEY: &str = "head";
+const FILE_NAME: &str = "ledger.redb";
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn corrupt(at: impl Into<String>, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        at: at.into(),
+        detail: detail.to_string(),
+    }
+}
+
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the ledger in `dir`.
+    pub fn open(dir: &Path) -> Result<RedbStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let path = dir.join(FILE_NAME);
+        let db = Builder::new().create(&path).map_err(|e| match e {
+            ::redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::Locked(path.display().to_string())
+            }
+            other => io(other),
+        })?;
+        let store = RedbStore { db, path };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create_tables(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            txn.open_table(EVENTS).map_err(io)?;
+            txn.open_table(STREAMS).map_err(io)?;
+            txn.open_table(META).map_err(io)?;
+            txn.open_table(IDEMPOTENCY).map_err(io)?;
+            open_projection(&txn)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Checks the whole hash chain and rebuilds every projection from the log in memory,
+    /// comparing it byte for byte with the stored one.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let read = self.db.begin_read().map_err(io)?;
+        let events = read.open_table(EVENTS).map_err(io)?;
+        let scratch = Builder::new()
+            .create_with_backend(::redb::backends::InMemoryBackend::new())
+            .map_err(io)?;
+        let mut report = VerifyReport::default();
+        let mut prev = [0u8; 32];
+        let txn = scratch.begin_write().map_err(io)?;
+        {
+            let mut proj = open_projection(&txn)?;
+            for row in events.iter().map_err(io)? {
+                let (pos, stored) = row.map_err(io)?;
+                let pos = pos.value();
+                let env = check_link(pos, stored.value(), &prev)?;
+                prev = envelope::hash(&stored.value()[32..]);
+                let payload = env.payload().map_err(|e| corrupt(format!("position {pos}"), e))?;
+                proj.apply(&env, &payload)?;
+                report.events += 1;
+            }
+        }
+        txn.commit().map_err(io)?;
+        let head = read_head(&read)?;
+        if head.position != report.events || head.hash != prev {
+            return Err(corrupt("head", "the recorded head does not match the last event"));
+        }
+        let rebuilt = scratch.begin_read().map_err(io)?;
+        report.instances = compare(&read, &rebuilt, INSTANCES)?;
+        compare(&read, &rebuilt, RESOURCES)?;
+        compare(&read, &rebuilt, SHORT_IDS)?;
+        report.index_entries = compare(&read, &rebuilt, INDEX)?;
+        compare(&read, &rebuilt, INDEX_COUNTS)?;
+        report.head = head;
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub instances: u64,
+    pub index_entries: u64,
+    pub head: Head,
+}
+
+/// Checks one stored event against its hash and its predecessor's.
+fn check_link(pos: u64, stored: &[u8], prev: &[u8; 32]) -> Result<Envelope, StoreError> {
+    let at = || format!("position {pos}");
+    if stored.len() < 32 {
+        return Err(corrupt(at(), "record shorter than its hash"));
+    }
+    let (hash, body) = stored.split_at(32);
+    if envelope::hash(body) != hash {
+        return Err(corrupt(at(), "hash does not match the stored bytes"));
+    }
+    let env: Envelope = serde_json::from_slice(body).map_err(|e| corrupt(at(), e))?;
+    if env.position != pos {
+        return Err(corrupt(at(), format!("envelope says position {}", env.position)));
+    }
+    if env.prev_hash != envelope::hex(prev) {
+        return Err(corrupt(at(), "previous-hash link is broken"));
+    }
+    Ok(env)
+}
+
+fn compare<K, V>(
+    live: &ReadTransaction,
+    rebuilt: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<u64, StoreError>
+where
+    K: ::redb::Key + 'static,
+    V: ::redb::Value + 'static,
+{
+    let name = def.to_string();
+    let a = live.open_table(def).map_err(io)?;
+    let b = rebuilt.open_table(def).map_err(io)?;
+    let mut ia = a.iter().map_err(io)?;
+    let mut ib = b.iter().map_err(io)?;
+    let mut n = 0;
+    loop {
+        match (ia.next(), ib.next()) {
+            (None, None) => return Ok(n),
+            (Some(x), Some(y)) => {
+                let (ka, va) = x.map_err(io)?;
+                let (kb, vb) = y.map_err(io)?;
+                if K::as_bytes(&ka.value()).as_ref() != K::as_bytes(&kb.value()).as_ref()
+                    || V::as_bytes(&va.value()).as_ref() != V::as_bytes(&vb.value()).as_ref()
+                {
+                    return Err(corrupt(
+                        format!("projection {name}"),
+                        format!("entry {n} differs from a rebuild from the log"),
+                    ));
+                }
+                n += 1;
+            }
+            _ => {
+                return Err(corrupt(
+                    format!("projection {name}"),
+                    "holds a different number of entries than a rebuild from the log",
+                ));
+            }
+        }
+    }
+}
+
+fn read_head(read: &ReadTransaction) -> Result<Head, StoreError> {
+    let meta = read.open_table(META).map_err(io)?;
+    let guard = meta.get(HEAD_KEY).map_err(io)?;
+    decode_head(guard.as_ref().map(|g| g.value()))
+}
+
+fn decode_head(raw: Option<&[u8]>) -> Result<Head, StoreError> {
+    let Some(raw) = raw else {
+        return Ok(Head::default());
+    };
+    if raw.len() != 40 {
+        return Err(corrupt("head", "unexpected length"));
+    }
+    let mut position = [0u8; 8];
+    position.copy_from_slice(&raw[..8]);
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&raw[8..]);
+    Ok(Head {
+        position: u64::from_be_bytes(position),
+        hash,
+    })
+}
+
+fn index_entry(key: &[u8], id: u128) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + key.len() + 16);
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&id.to_be_bytes());
+    out
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| corrupt(what.to_string(), e))
+}
+
+fn encode_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(io)
+}
+
+/// The projection tables of one write transaction; shared by live appends and rebuilds so
+/// both produce the same bytes.
+struct Projection<'t> {
+    instances: Table<'t, u128, &'static [u8]>,
+    resources: Table<'t, u128, &'static [u8]>,
+    short_ids: Table<'t, &'static str, u128>,
+    index: Table<'t, &'static [u8], ()>,
+    counts: Table<'t, &'static [u8], u64>,
+}
+
+fn open_projection(txn: &WriteTransaction) -> Result<Projection<'_>, StoreError> {
+    Ok(Projection {
+        instances: txn.open_table(INSTANCES).map_err(io)?,
+        resources: txn.open_table(RESOURCES).map_err(io)?,
+        short_ids: txn.open_table(SHORT_IDS).map_err(io)?,
+        index: txn.open_table(INDEX).map_err(io)?,
+        counts: txn.open_table(INDEX_COUNTS).map_err(io)?,
+    })
+}
+
+impl Projection<'_> {
+    fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+        let guard = self.instances.get(id.as_u128()).map_err(io)?;
+        guard
+            .map(|g| decode_json(&format!("instance {id}"), g.value()))
+            .transpose()
+    }
+
+    fn apply(&mut self, env: &Envelope, payload: &Payload) -> Result<Option<Instance>, StoreError> {
+        match payload {
+            Payload::Instance(event) => {
+                let id = env.stream_id;
+                let old = self.instance(id)?;
+                let old_keys = old.as_ref().map(projection::instance_keys).unwrap_or_default();
+                if let instance::Event::Created(spec) = event {
+                    self.short_ids
+                        .insert(spec.short_id.as_str(), id.as_u128())
+                        .map_err(io)?;
+                }
+                let new = instance::evolve(old, id, event, env.version, env.at);
+                let new_keys = projection::instance_keys(&new);
+                self.reindex(id, &old_keys, &new_keys)?;
+                self.instances
+                    .insert(id.as_u128(), encode_json(&new)?.as_slice())
+                    .map_err(io)?;
+                Ok(Some(new))
+            }
+            Payload::Catalog(event) => {
+                let res = Resource::evolve(env.stream_id, event, env.at);
+                self.reindex(env.stream_id, &[], &projection::resource_keys(&res))?;
+                self.resources
+                    .insert(env.stream_id.as_u128(), encode_json(&res)?.as_slice())
+                    .map_err(io)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn reindex(&mut self, id: Uuid, old: &[IndexKey], new: &[IndexKey]) -> Result<(), StoreError> {
+        for key in old.iter().filter(|k| !new.contains(k)) {
+            self.index
+                .remove(index_entry(key, id.as_u128()).as_slice())
+                .map_err(io)?;
+            self.bump(key, -1)?;
+        }
+        for key in new.iter().filter(|k| !old.contains(k)) {
+            self.index
+                .insert(index_entry(key, id.as_u128()).as_slice(), ())
+                .map_err(io)?;
+            self.bump(key, 1)?;
+        }
+        Ok(())
+    }
+
+    fn bump(&mut self, key: &[u8], delta: i64) -> Result<(), StoreError> {
+        let current = self.counts.get(key).map_err(io)?.map(|g| g.value()).unwrap_or(0);
+        let next = current.saturating_add_signed(delta);
+        if next == 0 {
+            self.counts.remove(key).map_err(io)?;
+        } else {
+            self.counts.insert(key, next).map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+struct RedbWrite<'t> {
+    events: Table<'t, u64, &'static [u8]>,
+    streams: Table<'t, (u128, u64), u64>,
+    idempotency: Table<'t, &'static str, &'static [u8]>,
+    projection: Projection<'t>,
+    head: Head,
+}
+
+fn last_version<T: ReadableTable<(u128, u64), u64>>(streams: &T, id: Uuid) -> Result<u64, StoreError> {
+    let id = id.as_u128();
+    let last = streams.range((id, 0)..=(id, u64::MAX)).map_err(io)?.next_back();
+    match last {
+        Some(row) => Ok(row.map_err(io)?.0.value().1),
+        None => Ok(0),
+    }
+}
+
+impl WriteTxn for RedbWrite<'_> {
+    fn instance(&mut self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+        self.projection.instance(id)
+    }
+
+    fn resource(&mut self, id: Uuid) -> Result<Option<Resource>, StoreError> {
+        let guard = self.projection.resources.get(id.as_u128()).map_err(io)?;
+        guard
+            .map(|g| decode_json(&format!("resource {id}"), g.value()))
+            .transpose()
+    }
+
+    fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError> {
+        Ok(self.projection.short_ids.get(short_id).map_err(io)?.is_some())
+    }
+
+    fn idempotency(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.idempotency.get(key).map_err(io)?.map(|g| g.value().to_vec()))
+    }
+
+    fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.idempotency.insert(key, record).map_err(io)?;
+        Ok(())
+    }
+
+    fn head_position(&mut self) -> Result<u64, StoreError> {
+        Ok(self.head.position)
+    }
+
+    fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError> {
+        let version = last_version(&self.streams, event.stream_id)? + 1;
+        let (event_type, data) = event.payload.to_parts().map_err(io)?;
+        let position = self.head.position + 1;
+        let env = Envelope {
+            position,
+            stream_id: event.stream_id,
+            stream_kind: event.kind,
+            version,
+            event_type,
+            schema_version: SCHEMA_VERSION,
+            data,
+            at: event.at,
+            actor: event.provenance.actor,
+            request_id: event.provenance.request_id,
+            origin: event.provenance.origin,
+            idempotency_key: event.provenance.idempotency_key,
+            prev_hash: envelope::hex(&self.head.hash),
+        };
+        let body = encode_json(&env)?;
+        let hash = envelope::hash(&body);
+        let mut stored = Vec::with_capacity(32 + body.len());
+        stored.extend_from_slice(&hash);
+        stored.extend_from_slice(&body);
+        self.events.insert(position, stored.as_slice()).map_err(io)?;
+        self.streams
+            .insert((event.stream_id.as_u128(), version), position)
+            .map_err(io)?;
+        self.projection.apply(&env, &event.payload)?;
+        self.head = Head { position, hash };
+        Ok(env)
+    }
+}
+
+impl EventStore for RedbStore {
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut meta = txn.open_table(META).map_err(io)?;
+            let head = decode_head(meta.get(HEAD_KEY).map_err(io)?.as_ref().map(|g| g.value()))?;
+            let mut w = RedbWrite {
+                events: txn.open_table(EVENTS).map_err(io)?,
+                streams: txn.open_table(STREAMS).map_err(io)?,
+                idempotency: txn.open_table(IDEMPOTENCY).map_err(io)?,
+                projection: open_projection(&txn)?,
+                head,
+            };
+            f(&mut w)?;
+            if w.head != head {
+                let mut raw = Vec::with_capacity(40);
+                raw.extend_from_slice(&w.head.position.to_be_bytes());
+                raw.extend_from_slice(&w.head.hash);
+                meta.insert(HEAD_KEY, raw.as_slice()).map_err(io)?;
+            }
+        }
+        txn.commit().map_err(io)
+    }
+
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        Ok(Box::new(RedbRead {
+            txn: self.db.begin_read().map_err(io)?,
+        }))
+    }
+}
+
+struct RedbRead {
+    txn: ReadTransaction,
+}
+
+impl RedbRead {
+    fn event(&self, events: &impl ReadableTable<u64, &'static [u8]>, pos: u64) -> Result<Envelope, StoreError> {
+        let guard = events
+            .get(pos)
+            .map_err(io)?
+            .ok_or_else(|| corrupt(format!("position {pos}"), "missing event"))?;
+        let raw = guard.value();
+        if raw.len() < 32 {
+            return Err(corrupt(format!("position {pos}"), "record shorter than its hash"));
+        }
+        decode_json(&format!("position {pos}"), &raw[32..])
+    }
+
+    /// The first id at or after `from` carrying `key`.
+    fn seek(
+        index: &impl ReadableTable<&'static [u8], ()>,
+        key: &[u8],
+        from: u128,
+    ) -> Result<Option<u128>, StoreError> {
+        let start = index_entry(key, from);
+        let end = index_entry(key, u128::MAX);
+        let mut range = index.range(start.as_slice()..=end.as_slice()).map_err(io)?;
+        match range.next() {
+            None => Ok(None),
+            Some(row) => {
+                let (k, _) = row.map_err(io)?;
+                let raw = k.value();
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&raw[raw.len() - 16..]);
+                Ok(Some(u128::from_be_bytes(id)))
+            }
+        }
+    }
+
+    /// Leapfrog intersection of the sorted id runs of `keys`: each step seeks the next
+    /// candidate in one run, so a page costs seeks in proportion to what it skips and
+    /// returns, never a scan of the fleet.
+    fn intersect(
+        index: &impl ReadableTable<&'static [u8], ()>,
+        keys: &[IndexKey],
+        start: u128,
+        limit: usize,
+    ) -> Result<Vec<u128>, StoreError> {
+        let mut out = Vec::new();
+        if keys.is_empty() || limit == 0 {
+            return Ok(out);
+        }
+        let mut target = start;
+        let mut agreed = 0;
+        let mut i = 0;
+        loop {
+            match Self::seek(index, &keys[i], target)? {
+                None => return Ok(out),
+                Some(id) if id == target => agreed += 1,
+                Some(id) => {
+                    target = id;
+                    agreed = 1;
+                }
+            }
+            if agreed == keys.len() {
+                out.push(target);
+                if out.len() >= limit || target == u128::MAX {
+                    return Ok(out);
+                }
+                target += 1;
+                agreed = 0;
+            }
+            i = (i + 1) % keys.len();
+        }
+    }
+}
+
+impl Snapshot for RedbRead {
+    fn head(&self) -> Result<Head, StoreError> {
+        read_head(&self.txn)
+    }
+
+    fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+        let t = self.txn.open_table(INSTANCES).map_err(io)?;
+        let guard = t.get(id.as_u128()).map_err(io)?;
+        guard
+            .map(|g| decode_json(&format!("instance {id}"), g.value()))
+            .transpose()
+    }
+
+    fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError> {
+        let t = self.txn.open_table(SHORT_IDS).map_err(io)?;
+        Ok(t.get(short_id).map_err(io)?.map(|g| Uuid::from_u128(g.value())))
+    }
+
+    fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError> {
+        let t = self.txn.open_table(RESOURCES).map_err(io)?;
+        let guard = t.get(id.as_u128()).map_err(io)?;
+        guard
+            .map(|g| decode_json(&format!("resource {id}"), g.value()))
+            .transpose()
+    }
+
+    fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(IDEMPOTENCY).map_err(io)?;
+        Ok(t.get(key).map_err(io)?.map(|g| g.value().to_vec()))
+    }
+
+    fn page(&self, keys: &[IndexKey], after: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
+        let index = self.txn.open_table(INDEX).map_err(io)?;
+        let start = match after {
+            None => 0,
+            Some(id) if id.as_u128() == u128::MAX => {
+                return Ok(Page { ids: vec![], next: None, total: self.total(&index, keys)? });
+            }
+            Some(id) => id.as_u128() + 1,
+        };
+        let mut ids = Self::intersect(&index, keys, start, limit.saturating_add(1))?;
+        let next = if ids.len() > limit {
+            ids.truncate(limit);
+            ids.last().copied().map(Uuid::from_u128)
+        } else {
+            None
+        };
+        Ok(Page {
+            ids: ids.into_iter().map(Uuid::from_u128).collect(),
+            next,
+            total: self.total(&index, keys)?,
+        })
+    }
+
+    fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError> {
+        let streams = self.txn.open_table(STREAMS).map_err(io)?;
+        let events = self.txn.open_table(EVENTS).map_err(io)?;
+        let raw = id.as_u128();
+        let mut out = Vec::new();
+        for row in streams.range((raw, 0)..=(raw, u64::MAX)).map_err(io)? {
+            let (_, pos) = row.map_err(io)?;
+            out.push(self.event(&events, pos.value())?);
+        }
+        Ok(out)
+    }
+
+    fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        let events = self.txn.open_table(EVENTS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in events.range(after.saturating_add(1)..).map_err(io)?.take(limit) {
+            let (pos, _) = row.map_err(io)?;
+            out.push(self.event(&events, pos.value())?);
+        }
+        Ok(out)
+    }
+}
+
+impl RedbRead {
+    /// One key: the maintained count. Several: the size of the intersection, which costs
+    /// in proportion to the smallest run rather than the fleet.
+    fn total(&self, index: &impl ReadableTable<&'static [u8], ()>, keys: &[IndexKey]) -> Result<u64, StoreError> {
+        match keys {
+            [] => Ok(0),
+            [one] => {
+                let counts = self.txn.open_table(INDEX_COUNTS).map_err(io)?;
+                Ok(counts.get(one.as_slice()).map_err(io)?.map(|g| g.value()).unwrap_or(0))
+            }
+            many => Ok(Self::intersect(index, many, 0, usize::MAX)?.len() as u64),
+        }
+    }
+}
