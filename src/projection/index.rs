@@ -74,7 +74,11 @@ pub fn instance_keys(inst: &Instance) -> Vec<IndexKey> {
         filters.push(Filter::AvailabilityZone(z.clone()));
     }
     filters.extend(s.security_groups.iter().cloned().map(Filter::SecurityGroup));
-    filters.extend(s.tags.iter().map(|(k, v)| Filter::Tag(k.clone(), v.clone())));
+    filters.extend(
+        s.tags
+            .iter()
+            .map(|(k, v)| Filter::Tag(k.clone(), v.clone())),
+    );
     let mut keys: Vec<IndexKey> = filters.iter().map(Filter::index_key).collect();
     keys.push(all_instances());
     keys.sort();

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::domain::DomainError;
 use crate::domain::catalog::{self, Kind, Resource};
 use crate::domain::instance::{self, Instance};
-use crate::domain::DomainError;
 use crate::store::{EventStore, StoreError};
 pub use idempotency::IdempotencyKey;
 pub use writer::{Pending, WriterConfig};

@@ -13,7 +13,7 @@ use super::idempotency::Record;
 use super::{Job, Outcome, Reply, ServiceError, WriteCommand, WriteRequest};
 use crate::domain::catalog::Resource;
 use crate::domain::instance::{self, Instance};
-use crate::domain::{short_id, DomainError};
+use crate::domain::{DomainError, short_id};
 use crate::store::envelope::{Payload, Provenance};
 use crate::store::{EventStore, NewEvent, StoreError, StreamKind, WriteTxn};
 
@@ -134,9 +134,9 @@ impl Writer {
                 tracing::error!(error = %e, requests = jobs.len(), "write batch failed; nothing was committed");
                 metrics::counter!("ledger_commit_failures_total").increment(1);
                 for job in jobs {
-                    let _ = job
-                        .reply
-                        .send(Err(ServiceError::Unavailable(format!("the store failed: {e}"))));
+                    let _ = job.reply.send(Err(ServiceError::Unavailable(format!(
+                        "the store failed: {e}"
+                    ))));
                 }
             }
         }
@@ -157,7 +157,12 @@ fn notify_driver(pending: &mpsc::UnboundedSender<Pending>, reply: &Reply) {
     }
 }
 
-fn process(txn: &mut dyn WriteTxn, req: &WriteRequest, now: DateTime<Utc>, appended: &mut u64) -> Step {
+fn process(
+    txn: &mut dyn WriteTxn,
+    req: &WriteRequest,
+    now: DateTime<Utc>,
+    appended: &mut u64,
+) -> Step {
     let idem = req
         .meta
         .idempotency

@@ -59,8 +59,12 @@ pub trait Snapshot {
     fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError>;
     fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Ids carrying every key (AND), in id (= creation) order, strictly after `after`.
-    fn page(&self, keys: &[IndexKey], after: Option<Uuid>, limit: usize)
-    -> Result<Page, StoreError>;
+    fn page(
+        &self,
+        keys: &[IndexKey],
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
     fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError>;
     fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
 }

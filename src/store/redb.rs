@@ -99,7 +99,9 @@ impl RedbStore {
                 let pos = pos.value();
                 let env = check_link(pos, stored.value(), &prev)?;
                 prev = envelope::hash(&stored.value()[32..]);
-                let payload = env.payload().map_err(|e| corrupt(format!("position {pos}"), e))?;
+                let payload = env
+                    .payload()
+                    .map_err(|e| corrupt(format!("position {pos}"), e))?;
                 proj.apply(&env, &payload)?;
                 report.events += 1;
             }
@@ -107,7 +109,10 @@ impl RedbStore {
         txn.commit().map_err(io)?;
         let head = read_head(&read)?;
         if head.position != report.events || head.hash != prev {
-            return Err(corrupt("head", "the recorded head does not match the last event"));
+            return Err(corrupt(
+                "head",
+                "the recorded head does not match the last event",
+            ));
         }
         let rebuilt = scratch.begin_read().map_err(io)?;
         report.instances = compare(&read, &rebuilt, INSTANCES)?;
@@ -140,7 +145,10 @@ fn check_link(pos: u64, stored: &[u8], prev: &[u8; 32]) -> Result<Envelope, Stor
     }
     let env: Envelope = serde_json::from_slice(body).map_err(|e| corrupt(at(), e))?;
     if env.position != pos {
-        return Err(corrupt(at(), format!("envelope says position {}", env.position)));
+        return Err(corrupt(
+            at(),
+            format!("envelope says position {}", env.position),
+        ));
     }
     if env.prev_hash != envelope::hex(prev) {
         return Err(corrupt(at(), "previous-hash link is broken"));
@@ -261,7 +269,10 @@ impl Projection<'_> {
             Payload::Instance(event) => {
                 let id = env.stream_id;
                 let old = self.instance(id)?;
-                let old_keys = old.as_ref().map(projection::instance_keys).unwrap_or_default();
+                let old_keys = old
+                    .as_ref()
+                    .map(projection::instance_keys)
+                    .unwrap_or_default();
                 if let instance::Event::Created(spec) = event {
                     self.short_ids
                         .insert(spec.short_id.as_str(), id.as_u128())
@@ -303,7 +314,12 @@ impl Projection<'_> {
     }
 
     fn bump(&mut self, key: &[u8], delta: i64) -> Result<(), StoreError> {
-        let current = self.counts.get(key).map_err(io)?.map(|g| g.value()).unwrap_or(0);
+        let current = self
+            .counts
+            .get(key)
+            .map_err(io)?
+            .map(|g| g.value())
+            .unwrap_or(0);
         let next = current.saturating_add_signed(delta);
         if next == 0 {
             self.counts.remove(key).map_err(io)?;
@@ -322,9 +338,15 @@ struct RedbWrite<'t> {
     head: Head,
 }
 
-fn last_version<T: ReadableTable<(u128, u64), u64>>(streams: &T, id: Uuid) -> Result<u64, StoreError> {
+fn last_version<T: ReadableTable<(u128, u64), u64>>(
+    streams: &T,
+    id: Uuid,
+) -> Result<u64, StoreError> {
     let id = id.as_u128();
-    let last = streams.range((id, 0)..=(id, u64::MAX)).map_err(io)?.next_back();
+    let last = streams
+        .range((id, 0)..=(id, u64::MAX))
+        .map_err(io)?
+        .next_back();
     match last {
         Some(row) => Ok(row.map_err(io)?.0.value().1),
         None => Ok(0),
@@ -344,11 +366,20 @@ impl WriteTxn for RedbWrite<'_> {
     }
 
     fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError> {
-        Ok(self.projection.short_ids.get(short_id).map_err(io)?.is_some())
+        Ok(self
+            .projection
+            .short_ids
+            .get(short_id)
+            .map_err(io)?
+            .is_some())
     }
 
     fn idempotency(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.idempotency.get(key).map_err(io)?.map(|g| g.value().to_vec()))
+        Ok(self
+            .idempotency
+            .get(key)
+            .map_err(io)?
+            .map(|g| g.value().to_vec()))
     }
 
     fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError> {
@@ -384,7 +415,9 @@ impl WriteTxn for RedbWrite<'_> {
         let mut stored = Vec::with_capacity(32 + body.len());
         stored.extend_from_slice(&hash);
         stored.extend_from_slice(&body);
-        self.events.insert(position, stored.as_slice()).map_err(io)?;
+        self.events
+            .insert(position, stored.as_slice())
+            .map_err(io)?;
         self.streams
             .insert((event.stream_id.as_u128(), version), position)
             .map_err(io)?;
@@ -433,14 +466,21 @@ struct RedbRead {
 }
 
 impl RedbRead {
-    fn event(&self, events: &impl ReadableTable<u64, &'static [u8]>, pos: u64) -> Result<Envelope, StoreError> {
+    fn event(
+        &self,
+        events: &impl ReadableTable<u64, &'static [u8]>,
+        pos: u64,
+    ) -> Result<Envelope, StoreError> {
         let guard = events
             .get(pos)
             .map_err(io)?
             .ok_or_else(|| corrupt(format!("position {pos}"), "missing event"))?;
         let raw = guard.value();
         if raw.len() < 32 {
-            return Err(corrupt(format!("position {pos}"), "record shorter than its hash"));
+            return Err(corrupt(
+                format!("position {pos}"),
+                "record shorter than its hash",
+            ));
         }
         decode_json(&format!("position {pos}"), &raw[32..])
     }
@@ -519,7 +559,9 @@ impl Snapshot for RedbRead {
 
     fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError> {
         let t = self.txn.open_table(SHORT_IDS).map_err(io)?;
-        Ok(t.get(short_id).map_err(io)?.map(|g| Uuid::from_u128(g.value())))
+        Ok(t.get(short_id)
+            .map_err(io)?
+            .map(|g| Uuid::from_u128(g.value())))
     }
 
     fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError> {
@@ -535,12 +577,21 @@ impl Snapshot for RedbRead {
         Ok(t.get(key).map_err(io)?.map(|g| g.value().to_vec()))
     }
 
-    fn page(&self, keys: &[IndexKey], after: Option<Uuid>, limit: usize) -> Result<Page, StoreError> {
+    fn page(
+        &self,
+        keys: &[IndexKey],
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
         let index = self.txn.open_table(INDEX).map_err(io)?;
         let start = match after {
             None => 0,
             Some(id) if id.as_u128() == u128::MAX => {
-                return Ok(Page { ids: vec![], next: None, total: self.total(&index, keys)? });
+                return Ok(Page {
+                    ids: vec![],
+                    next: None,
+                    total: self.total(&index, keys)?,
+                });
             }
             Some(id) => id.as_u128() + 1,
         };
@@ -573,7 +624,11 @@ impl Snapshot for RedbRead {
     fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         let events = self.txn.open_table(EVENTS).map_err(io)?;
         let mut out = Vec::new();
-        for row in events.range(after.saturating_add(1)..).map_err(io)?.take(limit) {
+        for row in events
+            .range(after.saturating_add(1)..)
+            .map_err(io)?
+            .take(limit)
+        {
             let (pos, _) = row.map_err(io)?;
             out.push(self.event(&events, pos.value())?);
         }
@@ -584,12 +639,20 @@ impl Snapshot for RedbRead {
 impl RedbRead {
     /// One key: the maintained count. Several: the size of the intersection, which costs
     /// in proportion to the smallest run rather than the fleet.
-    fn total(&self, index: &impl ReadableTable<&'static [u8], ()>, keys: &[IndexKey]) -> Result<u64, StoreError> {
+    fn total(
+        &self,
+        index: &impl ReadableTable<&'static [u8], ()>,
+        keys: &[IndexKey],
+    ) -> Result<u64, StoreError> {
         match keys {
             [] => Ok(0),
             [one] => {
                 let counts = self.txn.open_table(INDEX_COUNTS).map_err(io)?;
-                Ok(counts.get(one.as_slice()).map_err(io)?.map(|g| g.value()).unwrap_or(0))
+                Ok(counts
+                    .get(one.as_slice())
+                    .map_err(io)?
+                    .map(|g| g.value())
+                    .unwrap_or(0))
             }
             many => Ok(Self::intersect(index, many, 0, usize::MAX)?.len() as u64),
         }

@@ -1,0 +1,639 @@
+//! The native instance API: create, list with filters, show, patch, lifecycle actions,
+//! power, destroy/purge and the per-instance timeline.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, EntityTag};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::problem::ApiError;
+use super::request::{Body, Ctx};
+use super::{AppState, read, validate};
+use crate::domain::catalog::{Kind, Resource, Spec as ResourceSpec};
+use crate::domain::instance::{self, Command, Patch, Sizing};
+use crate::domain::lifecycle::State;
+use crate::domain::short_id;
+use crate::projection::{Filter, InstanceView, PowerView, index};
+use crate::service::{Outcome, Reply, WriteCommand, WriteRequest};
+use crate::store::Snapshot;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    project_id: Uuid,
+    flavor_id: Uuid,
+    image_id: Uuid,
+    hostname: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    network_ids: Vec<Uuid>,
+    ssh_key_id: Option<Uuid>,
+    #[serde(default)]
+    security_groups: Vec<String>,
+    availability_zone: Option<String>,
+    user_data: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "instance::present_or_null")]
+    hostname: Option<Option<String>>,
+    #[serde(default, deserialize_with = "instance::present_or_null")]
+    description: Option<Option<String>>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopBody {
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RebootBody {
+    #[serde(default)]
+    soft: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResizeBody {
+    flavor_id: Uuid,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum PowerTarget {
+    On,
+    Off,
+    Reboot,
+    SoftOff,
+    SoftReboot,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PowerBody {
+    target: PowerTarget,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    purge: bool,
+}
+
+/// A catalog reference that must exist and be of the right kind.
+fn lookup(snap: &dyn Snapshot, field: &str, id: Uuid, kind: Kind) -> Result<Resource, ApiError> {
+    match snap.resource(id)? {
+        Some(r) if r.kind == kind => Ok(r),
+        _ => Err(ApiError::UnknownReference {
+            field: field.into(),
+            id: id.to_string(),
+            kind: kind.as_str(),
+        }),
+    }
+}
+
+fn sizing(flavor: &Resource) -> Result<Sizing, ApiError> {
+    match &flavor.spec {
+        ResourceSpec::Flavor {
+            vcpus,
+            memory_mb,
+            disk_gb,
+            ..
+        } => Ok(Sizing {
+            flavor_id: flavor.id,
+            vcpus: *vcpus,
+            memory_mb: *memory_mb,
+            disk_gb: *disk_gb,
+        }),
+        _ => Err(ApiError::Internal(format!(
+            "flavor {} has no sizes",
+            flavor.id
+        ))),
+    }
+}
+
+/// A path id: the uuid, or the short id (`i-xxxxxxxx`) looked up in the projection.
+fn resolve(snap: &dyn Snapshot, raw: &str) -> Result<Uuid, ApiError> {
+    if let Ok(id) = Uuid::parse_str(raw) {
+        return Ok(id);
+    }
+    if short_id::is_valid(raw)
+        && let Some(id) = snap.instance_by_short_id(raw)?
+    {
+        return Ok(id);
+    }
+    Err(ApiError::NotFound(format!("instance {raw}")))
+}
+
+async fn resolve_id(state: &AppState, raw: &str) -> Result<Uuid, ApiError> {
+    if let Ok(id) = Uuid::parse_str(raw) {
+        return Ok(id);
+    }
+    let raw = raw.to_string();
+    read(state, move |snap| resolve(snap, &raw)).await
+}
+
+fn etag(version: u64) -> EntityTag {
+    EntityTag::new_strong(version.to_string())
+}
+
+fn respond<T: serde::Serialize>(
+    status: StatusCode,
+    reply: &Reply,
+    body: Option<T>,
+) -> HttpResponse {
+    let mut resp = HttpResponse::build(status);
+    if let Outcome::Instance(inst) = &reply.outcome {
+        resp.insert_header(header::ETag(etag(inst.version)));
+    }
+    if reply.replayed {
+        resp.insert_header(("Idempotent-Replayed", "true"));
+    }
+    match body {
+        Some(b) => resp.json(b),
+        None => resp.finish(),
+    }
+}
+
+fn view_of(reply: &Reply) -> Result<InstanceView, ApiError> {
+    match &reply.outcome {
+        Outcome::Instance(inst) => Ok(InstanceView::from(&**inst)),
+        Outcome::Resource(_) => Err(ApiError::Internal("expected an instance outcome".into())),
+    }
+}
+
+async fn operate(
+    state: &AppState,
+    ctx: &Ctx,
+    raw_id: &str,
+    body: &[u8],
+    commands: Vec<Command>,
+) -> Result<Reply, ApiError> {
+    let id = resolve_id(state, raw_id).await?;
+    let request = WriteRequest {
+        command: WriteCommand::Instance { id, commands },
+        meta: ctx.meta(body),
+        expected_version: ctx.if_match,
+    };
+    Ok(state.ledger.submit(request).await?)
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: CreateBody = body.json()?;
+    let name = validate::name("name", &b.name)?;
+    let hostname = b.hostname.as_deref().map(validate::hostname).transpose()?;
+    let description = b
+        .description
+        .as_deref()
+        .map(|d| validate::text("description", d, 4096))
+        .transpose()?;
+    let user_data = b
+        .user_data
+        .as_deref()
+        .map(|d| validate::text("user_data", d, 64 * 1024))
+        .transpose()?;
+    let availability_zone = b
+        .availability_zone
+        .as_deref()
+        .map(|z| validate::name("availability_zone", z))
+        .transpose()?;
+    let security_groups = validate::security_groups(&b.security_groups)?;
+    validate::tags(&b.tags)?;
+    let refs = (
+        b.project_id,
+        b.flavor_id,
+        b.image_id,
+        b.network_ids.clone(),
+        b.ssh_key_id,
+    );
+    let (customer_id, sizing) = read(&state, move |snap| {
+        let (project_id, flavor_id, image_id, network_ids, ssh_key_id) = refs;
+        let project = lookup(snap, "project_id", project_id, Kind::Project)?;
+        let customer_id = match project.spec {
+            ResourceSpec::Project { customer_id, .. } => customer_id,
+            _ => return Err(ApiError::Internal("project without customer".into())),
+        };
+        let sizing = sizing(&lookup(snap, "flavor_id", flavor_id, Kind::Flavor)?)?;
+        lookup(snap, "image_id", image_id, Kind::Image)?;
+        for n in network_ids {
+            lookup(snap, "network_ids", n, Kind::Network)?;
+        }
+        if let Some(k) = ssh_key_id {
+            lookup(snap, "ssh_key_id", k, Kind::SshKey)?;
+        }
+        Ok((customer_id, sizing))
+    })
+    .await?;
+    let spec = instance::Spec {
+        short_id: String::new(),
+        name,
+        hostname,
+        description,
+        project_id: b.project_id,
+        customer_id,
+        sizing,
+        image_id: b.image_id,
+        network_ids: b.network_ids,
+        ssh_key_id: b.ssh_key_id,
+        security_groups,
+        availability_zone,
+        user_data,
+        tags: b.tags,
+    };
+    let reply = state
+        .ledger
+        .submit(WriteRequest {
+            command: WriteCommand::CreateInstance(Box::new(spec)),
+            meta: ctx.meta(&body.0),
+            expected_version: None,
+        })
+        .await?;
+    let view = view_of(&reply)?;
+    let location = format!("/v1/instances/{}", view.id);
+    let mut resp = respond(StatusCode::CREATED, &reply, Some(view));
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// Parsed list parameters: filters (ANDed), page size and cursor.
+pub struct ListParams {
+    pub filters: Vec<Filter>,
+    pub limit: usize,
+    pub cursor: Option<Uuid>,
+}
+
+fn uuid_param(name: &str, v: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(v)
+        .map_err(|_| ApiError::bad_request("invalid_parameter", format!("{name} must be a UUID")))
+}
+
+pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?
+        .into_inner();
+    let mut params = ListParams {
+        filters: Vec::new(),
+        limit: 50,
+        cursor: None,
+    };
+    for (k, v) in pairs {
+        let filter = match k.as_str() {
+            "limit" => {
+                params.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_parameter",
+                            "limit must be an integer from 1 to 1000",
+                        )
+                    })?;
+                continue;
+            }
+            "cursor" => {
+                params.cursor = Some(Uuid::try_parse(&v).map_err(|_| {
+                    ApiError::bad_request("invalid_parameter", "cursor is not one this API issued")
+                })?);
+                continue;
+            }
+            _ if !allow_filters => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("unknown query parameter {k:?}"),
+                ));
+            }
+            "state" => Filter::State(State::parse(&v).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("state {v:?} is not a lifecycle state"),
+                )
+            })?),
+            "project_id" => Filter::ProjectId(uuid_param(&k, &v)?),
+            "customer_id" => Filter::CustomerId(uuid_param(&k, &v)?),
+            "flavor_id" => Filter::FlavorId(uuid_param(&k, &v)?),
+            "image_id" => Filter::ImageId(uuid_param(&k, &v)?),
+            "hostname" => Filter::Hostname(v.to_ascii_lowercase()),
+            "name" => Filter::Name(v),
+            "security_group" => Filter::SecurityGroup(v),
+            "availability_zone" => Filter::AvailabilityZone(v),
+            "tag" => {
+                let (tk, tv) = v.split_once(':').ok_or_else(|| {
+                    ApiError::bad_request("invalid_parameter", "tag must be key:value")
+                })?;
+                Filter::Tag(tk.to_string(), tv.to_string())
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("unknown query parameter {k:?}"),
+                ));
+            }
+        };
+        params.filters.push(filter);
+    }
+    Ok(params)
+}
+
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let params = list_params(req.query_string(), true)?;
+    let body = read(&state, move |snap| {
+        let mut keys: Vec<_> = params.filters.iter().map(Filter::index_key).collect();
+        if keys.is_empty() {
+            keys.push(index::all_instances());
+        }
+        keys.sort();
+        keys.dedup();
+        let page = snap.page(&keys, params.cursor, params.limit)?;
+        let mut items = Vec::with_capacity(page.ids.len());
+        for id in &page.ids {
+            if let Some(inst) = snap.instance(*id)? {
+                items.push(InstanceView::from(&inst));
+            }
+        }
+        Ok(json!({
+            "items": items,
+            "next_cursor": page.next.map(|id| id.simple().to_string()),
+            "total": page.total,
+        }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn load(state: &AppState, raw: String) -> Result<instance::Instance, ApiError> {
+    let inst = read(state, move |snap| {
+        let id = resolve(snap, &raw)?;
+        snap.instance(id)?
+            .ok_or_else(|| ApiError::NotFound(format!("instance {raw}")))
+    })
+    .await?;
+    if inst.state == State::Purged {
+        return Err(ApiError::Gone);
+    }
+    Ok(inst)
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let inst = load(&state, path.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(header::ETag(etag(inst.version)))
+        .json(InstanceView::from(&inst)))
+}
+
+pub async fn patch(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: PatchBody = body.json()?;
+    let patch = Patch {
+        name: b
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?,
+        hostname: b
+            .hostname
+            .map(|h| h.as_deref().map(validate::hostname).transpose())
+            .transpose()?,
+        description: b
+            .description
+            .map(|d| {
+                d.as_deref()
+                    .map(|d| validate::text("description", d, 4096))
+                    .transpose()
+            })
+            .transpose()?,
+        tags: b.tags,
+    };
+    if let Some(tags) = &patch.tags {
+        validate::tags(tags)?;
+    }
+    if patch == Patch::default() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "name, hostname, description or tags is required",
+        ));
+    }
+    let reply = operate(&state, &ctx, &path, &body.0, vec![Command::Update(patch)]).await?;
+    Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
+}
+
+pub async fn start(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let NoFields {} = body.json_or_default()?;
+    let reply = operate(&state, &ctx, &path, &body.0, vec![Command::Start]).await?;
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        &reply,
+        Some(view_of(&reply)?),
+    ))
+}
+
+pub async fn stop(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: StopBody = body.json_or_default()?;
+    let reply = operate(
+        &state,
+        &ctx,
+        &path,
+        &body.0,
+        vec![Command::Stop { force: b.force }],
+    )
+    .await?;
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        &reply,
+        Some(view_of(&reply)?),
+    ))
+}
+
+pub async fn reboot(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: RebootBody = body.json_or_default()?;
+    let reply = operate(
+        &state,
+        &ctx,
+        &path,
+        &body.0,
+        vec![Command::Reboot { soft: b.soft }],
+    )
+    .await?;
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        &reply,
+        Some(view_of(&reply)?),
+    ))
+}
+
+pub async fn resize(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: ResizeBody = body.json()?;
+    let flavor_id = b.flavor_id;
+    let sizing = read(&state, move |snap| {
+        sizing(&lookup(snap, "flavor_id", flavor_id, Kind::Flavor)?)
+    })
+    .await?;
+    let reply = operate(&state, &ctx, &path, &body.0, vec![Command::Resize(sizing)]).await?;
+    Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
+}
+
+pub async fn recover(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let NoFields {} = body.json_or_default()?;
+    let reply = operate(&state, &ctx, &path, &body.0, vec![Command::Recover]).await?;
+    Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
+}
+
+pub async fn purge(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let NoFields {} = body.json_or_default()?;
+    let reply = operate(&state, &ctx, &path, &body.0, vec![Command::Purge]).await?;
+    Ok(respond(StatusCode::NO_CONTENT, &reply, None::<()>))
+}
+
+pub async fn destroy(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    body.empty()?;
+    let q = web::Query::<DeleteQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?
+        .into_inner();
+    let mut commands = vec![Command::Destroy { force: q.force }];
+    if q.purge {
+        commands.push(Command::Purge);
+    }
+    let reply = operate(&state, &ctx, &path, &body.0, commands).await?;
+    if q.purge {
+        Ok(respond(StatusCode::NO_CONTENT, &reply, None::<()>))
+    } else {
+        Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
+    }
+}
+
+pub async fn power(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let inst = load(&state, path.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(header::ETag(etag(inst.version)))
+        .json(PowerView::from(&inst)))
+}
+
+pub async fn set_power(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: PowerBody = body.json()?;
+    let command = match b.target {
+        PowerTarget::On => Command::Start,
+        PowerTarget::Off => Command::Stop { force: true },
+        PowerTarget::SoftOff => Command::Stop { force: false },
+        PowerTarget::Reboot => Command::Reboot { soft: false },
+        PowerTarget::SoftReboot => Command::Reboot { soft: true },
+    };
+    let reply = operate(&state, &ctx, &path, &body.0, vec![command]).await?;
+    let power = match &reply.outcome {
+        Outcome::Instance(inst) => PowerView::from(&**inst),
+        Outcome::Resource(_) => {
+            return Err(ApiError::Internal("expected an instance outcome".into()));
+        }
+    };
+    Ok(respond(StatusCode::ACCEPTED, &reply, Some(power)))
+}
+
+/// The instance's own timeline, purged instances included.
+pub async fn events(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = path.into_inner();
+    let body = read(&state, move |snap| {
+        let id = resolve(snap, &raw)?;
+        let stream = snap.stream(id)?;
+        if stream.is_empty() || stream[0].stream_kind != crate::store::StreamKind::Instance {
+            return Err(ApiError::NotFound(format!("instance {raw}")));
+        }
+        let items: Vec<_> = stream
+            .iter()
+            .map(|e| {
+                json!({
+                    "position": e.position,
+                    "version": e.version,
+                    "type": e.event_type,
+                    "at": e.at,
+                    "actor": e.actor,
+                    "request_id": e.request_id,
+                    "origin": e.origin,
+                    "data": e.data,
+                })
+            })
+            .collect();
+        Ok(json!({ "items": items }))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}

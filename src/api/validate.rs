@@ -1,0 +1,159 @@
+//! Field validation for request bodies: a clear 400 naming the field, before any command
+//! reaches the writer.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::problem::ApiError;
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("invalid_field", format!("{field}: {why}"))
+}
+
+/// A display name: 1 to 255 characters, no control characters.
+pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > 255 {
+        return Err(invalid(field, "must be at most 255 characters"));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// An RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+pub fn hostname(value: &str) -> Result<String, ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(invalid(
+            "hostname",
+            "must be a valid host name (letters, digits, hyphens and dots; labels up to 63 characters)",
+        ))
+    }
+}
+
+pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    if value.len() > max {
+        return Err(invalid(field, format!("must be at most {max} bytes")));
+    }
+    Ok(value.to_string())
+}
+
+pub fn tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if tags.len() > 50 {
+        return Err(invalid("tags", "at most 50 tags are allowed"));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) {
+            return Err(invalid(
+                "tags",
+                format!("key {k:?} must be 1 to 128 printable characters"),
+            ));
+        }
+        if v.len() > 256 || v.chars().any(char::is_control) {
+            return Err(invalid(
+                "tags",
+                format!("value of {k:?} must be at most 256 printable characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn security_groups(groups: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
+        let g = name("security_groups", g)?;
+        if out.contains(&g) {
+            return Err(invalid("security_groups", format!("{g:?} is listed twice")));
+        }
+        out.push(g);
+    }
+    Ok(out)
+}
+
+/// An IPv4 or IPv6 network in CIDR notation.
+pub fn cidr(value: &str) -> Result<String, ApiError> {
+    let bad = || {
+        invalid(
+            "cidr",
+            format!("{value:?} is not a CIDR block like 10.0.0.0/24"),
+        )
+    };
+    let (addr, len) = value.split_once('/').ok_or_else(bad)?;
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        return Err(bad());
+    }
+    Ok(value.to_string())
+}
+
+pub fn range(field: &str, value: u64, min: u64, max: u64) -> Result<(), ApiError> {
+    if value < min || value > max {
+        return Err(invalid(field, format!("must be between {min} and {max}")));
+    }
+    Ok(())
+}
+
+pub fn public_key(value: &str) -> Result<String, ApiError> {
+    let v = value.trim();
+    let known = ["ssh-", "ecdsa-", "sk-"].iter().any(|p| v.starts_with(p));
+    if !known || v.len() > 16 * 1024 || v.split_whitespace().count() < 2 {
+        return Err(invalid(
+            "public_key",
+            "must be an OpenSSH public key like \"ssh-ed25519 AAAA... comment\"",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        assert_eq!(
+            hostname("Web-1.example").ok().as_deref(),
+            Some("web-1.example")
+        );
+        for bad in ["", "-a", "a-", "a..b", "a_b", &"x".repeat(64)] {
+            assert!(hostname(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        assert!(cidr("10.0.0.0/24").is_ok());
+        assert!(cidr("fd00::/64").is_ok());
+        for bad in ["10.0.0.0", "10.0.0.0/33", "x/8", "fd00::/129"] {
+            assert!(cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_and_groups() {
+        assert!(name("name", "  ").is_err());
+        assert!(name("name", "a\u{7}").is_err());
+        assert_eq!(name("name", " web ").ok().as_deref(), Some("web"));
+        assert!(security_groups(&["a".into(), "a".into()]).is_err());
+    }
+}

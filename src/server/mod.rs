@@ -1,0 +1,120 @@
+//! Process wiring: configuration, opening the store, starting the writer, the driver and
+//! the HTTP server, and shutting them down in order.
+
+pub mod admin_token;
+pub mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use tokio::sync::mpsc;
+
+use crate::api::{self, AppState, auth::Tokens};
+use crate::driver;
+use crate::service::{Ledger, WriterConfig};
+use crate::store::redb::RedbStore;
+use config::{ServeArgs, VerifyArgs};
+
+fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    let latency = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
+    let batch = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)?
+        .set_buckets_for_metric(Matcher::Full("ledger_batch_events".into()), &batch)?
+        .install_recorder()
+        .context("installing the metrics recorder")
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = RedbStore::open(&args.data_dir)
+        .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
+    tracing::info!(path = %store.path().display(), "store open");
+    let token = admin_token::load_or_create(&args.data_dir)?;
+    let handle = install_metrics()?;
+    let upkeep = handle.clone();
+    let upkeep_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let (pending_tx, pending_rx) = mpsc::unbounded_channel();
+    let writer_config = WriterConfig {
+        queue_capacity: args.queue_capacity as usize,
+        batch_limit: args.batch_limit as usize,
+    };
+    let (ledger, writer) = Ledger::start(Arc::new(store), writer_config, Some(pending_tx.clone()))?;
+    let resumed = driver::resume(&ledger, &pending_tx)?;
+    if resumed > 0 {
+        tracing::info!(resumed, "picked up pending transitions");
+    }
+    drop(pending_tx);
+    let driver_task = tokio::spawn(driver::simulated::run(
+        ledger.clone(),
+        pending_rx,
+        driver::simulated::Config {
+            delay: Duration::from_millis(args.driver_delay_ms),
+            failure_rate: args.driver_failure_rate,
+        },
+    ));
+
+    let state = web::Data::new(AppState {
+        ledger: ledger.clone(),
+        tokens: Tokens::new(&token),
+        metrics: Some(handle),
+    });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(api::telemetry::observe))
+            .configure(api::configure)
+            .default_service(web::to(api::no_route))
+    })
+    .shutdown_timeout(10);
+    if let Some(workers) = args.workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = server
+        .bind(args.listen)
+        .with_context(|| format!("binding {}", args.listen))?;
+    for addr in server.addrs() {
+        tracing::info!(%addr, "listening");
+        // A plain line on stdout too, for scripts and tests that start the binary.
+        println!("listening on http://{addr}");
+    }
+    // actix-web stops gracefully on SIGINT and SIGTERM: in-flight requests finish.
+    server.run().await.context("HTTP server failed")?;
+
+    tracing::info!("shutting down");
+    driver_task.abort();
+    upkeep_task.abort();
+    drop(ledger);
+    // The writer drains what was queued, then exits once the last handle is gone.
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .ok();
+    Ok(())
+}
+
+pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let store = RedbStore::open(&args.data_dir)
+        .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
+    let report = store.verify().context("verification failed")?;
+    println!(
+        "ok: {} events, hash chain intact up to position {} ({}); {} instances and {} index entries match a rebuild from the log",
+        report.events,
+        report.head.position,
+        crate::store::envelope::hex(&report.head.hash),
+        report.instances,
+        report.index_entries
+    );
+    Ok(())
+}
