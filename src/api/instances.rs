@@ -617,21 +617,7 @@ pub async fn events(
         if stream.is_empty() || stream[0].stream_kind != crate::store::StreamKind::Instance {
             return Err(ApiError::NotFound(format!("instance {raw}")));
         }
-        let items: Vec<_> = stream
-            .iter()
-            .map(|e| {
-                json!({
-                    "position": e.position,
-                    "version": e.version,
-                    "type": e.event_type,
-                    "at": e.at,
-                    "actor": e.actor,
-                    "request_id": e.request_id,
-                    "origin": e.origin,
-                    "data": e.data,
-                })
-            })
-            .collect();
+        let items: Vec<_> = stream.iter().map(super::events::item).collect();
         Ok(json!({ "items": items }))
     })
     .await?;

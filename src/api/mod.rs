@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod events;
 pub mod instances;
 pub mod ops;
 pub mod problem;
@@ -86,7 +87,9 @@ fn v1(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(i::power))
             .route(web::put().to(i::set_power)),
     )
-    .service(resource("/instances/{id}/events").route(web::get().to(i::events)));
+    .service(resource("/instances/{id}/events").route(web::get().to(i::events)))
+    .service(resource("/events").route(web::get().to(events::feed)))
+    .service(resource("/ledger/head").route(web::get().to(events::head)));
     catalog_routes::<catalog::CustomerBody>(cfg);
     catalog_routes::<catalog::ProjectBody>(cfg);
     catalog_routes::<catalog::FlavorBody>(cfg);

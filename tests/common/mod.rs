@@ -1,0 +1,336 @@
+//! Black-box harness: starts the real `ledger` binary on a free port with a temporary data
+//! directory and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub client: Client,
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub fn start(extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data directory (e.g. after a crash).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .ok();
+        std::fs::create_dir_all(dir).expect("data dir");
+        let log = log.or_else(|| std::fs::File::create(dir.join("server.log")).ok());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ledger"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(extra)
+            .env("LEDGER_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(match log {
+                Some(f) => Stdio::from(f),
+                None => Stdio::null(),
+            });
+        let mut child = cmd.spawn().expect("spawn ledger");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                panic!("server did not report its address; log:\n{log}");
+            }
+        };
+        Server {
+            child: Some(child),
+            base,
+            data_dir: dir.to_path_buf(),
+            _tmp: None,
+            client: Client::new(),
+        }
+    }
+
+    /// SIGKILL: no chance to flush or shut down.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("server did not stop within 20 s of SIGTERM");
+        }
+    }
+
+    /// Hands the temporary directory over so it outlives this server (for restarts).
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._tmp.take()
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(TOKEN);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Resp::from(req.send().await.expect("request")).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: &'static str,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(TOKEN)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Resp::from(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// The head of the log: the last global position.
+    pub async fn position(&self) -> u64 {
+        let r = self.get("/v1/ledger/head").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["position"].as_u64().expect("position")
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                let bare = k.split('{').next()?;
+                (bare == name).then(|| v.parse::<f64>().ok()).flatten()
+            })
+            .sum()
+    }
+
+    /// Polls until the instance reaches `state` (bounded so a broken driver fails the test).
+    pub async fn wait_for_state(&self, id: &str, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.get(&format!("/v1/instances/{id}")).await;
+            if r.body["state"] == state {
+                return r.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance {id} never reached {state}: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    async fn from(r: reqwest::Response) -> Resp {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
+            Value::Null
+        } else {
+            Value::String(text)
+        });
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_string()
+    }
+
+    /// Asserts a problem+json error with the given status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "{}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        assert_eq!(self.body["status"], status, "{}", self.body);
+    }
+}
+
+/// Catalog entries every instance test needs.
+pub struct Catalog {
+    pub customer: String,
+    pub project: String,
+    pub project2: String,
+    pub flavor: String,
+    pub flavor_big: String,
+    pub image: String,
+    pub network: String,
+    pub ssh_key: String,
+}
+
+impl Catalog {
+    pub async fn create(s: &Server) -> Catalog {
+        let mk = |path: &'static str, body: Value| async move {
+            let r = s.post(path, body).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.body);
+            r.id()
+        };
+        let customer = mk("/v1/customers", json!({"name": "acme"})).await;
+        let project = mk(
+            "/v1/projects",
+            json!({"name": "web", "customer_id": customer}),
+        )
+        .await;
+        let project2 = mk(
+            "/v1/projects",
+            json!({"name": "db", "customer_id": customer}),
+        )
+        .await;
+        let flavor = mk(
+            "/v1/flavors",
+            json!({"name": "m1.small", "vcpus": 1, "memory_mb": 1024, "disk_gb": 10}),
+        )
+        .await;
+        let flavor_big = mk(
+            "/v1/flavors",
+            json!({"name": "m1.large", "vcpus": 4, "memory_mb": 8192, "disk_gb": 80}),
+        )
+        .await;
+        let image = mk("/v1/images", json!({"name": "debian-12"})).await;
+        let network = mk(
+            "/v1/networks",
+            json!({"name": "private", "cidr": "10.0.0.0/24"}),
+        )
+        .await;
+        let ssh_key = mk("/v1/ssh-keys", json!({"name": "ops", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx ops@example"})).await;
+        Catalog {
+            customer,
+            project,
+            project2,
+            flavor,
+            flavor_big,
+            image,
+            network,
+            ssh_key,
+        }
+    }
+
+    pub fn instance(&self, name: &str) -> Value {
+        json!({
+            "name": name,
+            "project_id": self.project,
+            "flavor_id": self.flavor,
+            "image_id": self.image,
+        })
+    }
+}
