@@ -1,9 +1,14 @@
 //! The in-process driver: completes each pending transition after a delay, failing a
 //! configurable fraction of them into `error`.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::domain::instance::Command;
@@ -16,22 +21,42 @@ pub struct Config {
     pub failure_rate: f64,
 }
 
-/// Runs until the pending channel closes.
+/// Runs until the pending channel closes and all work is done, or until aborted. One task
+/// owns the timer queue and every in-flight completion, so aborting it releases all of
+/// them (and with them their handles on the writer).
 pub async fn run(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<Pending>, config: Config) {
-    while let Some(pending) = rx.recv().await {
-        metrics::gauge!("ledger_driver_backlog").increment(1.0);
-        let ledger = ledger.clone();
-        tokio::spawn(async move {
-            if !config.delay.is_zero() {
-                tokio::time::sleep(config.delay).await;
-            }
-            complete(&ledger, pending, config.failure_rate).await;
-            metrics::gauge!("ledger_driver_backlog").decrement(1.0);
-        });
+    let mut due: BinaryHeap<Reverse<(Instant, u64, Pending)>> = BinaryHeap::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut seq = 0u64;
+    let mut open = true;
+    loop {
+        metrics::gauge!("ledger_driver_backlog").set((due.len() + in_flight.len()) as f64);
+        let next = due.peek().map(|Reverse((at, _, _))| *at);
+        tokio::select! {
+            msg = rx.recv(), if open => match msg {
+                Some(pending) => {
+                    seq += 1;
+                    due.push(Reverse((Instant::now() + config.delay, seq, pending)));
+                }
+                None => open = false,
+            },
+            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
+                let now = Instant::now();
+                while let Some(Reverse((at, _, pending))) = due.peek().copied() {
+                    if at > now {
+                        break;
+                    }
+                    due.pop();
+                    in_flight.push(complete(ledger.clone(), pending, config.failure_rate));
+                }
+            },
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {},
+            else => return,
+        }
     }
 }
 
-async fn complete(ledger: &Ledger, pending: Pending, failure_rate: f64) {
+async fn complete(ledger: Ledger, pending: Pending, failure_rate: f64) {
     let command = if failure_rate > 0.0 && rand::random::<f64>() < failure_rate {
         Command::Fail {
             reason: "simulated failure".into(),
@@ -57,6 +82,7 @@ async fn complete(ledger: &Ledger, pending: Pending, failure_rate: f64) {
     let mut backoff = Duration::from_millis(20);
     loop {
         match ledger.submit(request.clone()).await {
+            // Transient: retry with backoff; the driver task is aborted at shutdown.
             Err(ServiceError::Overloaded) | Err(ServiceError::Unavailable(_)) => {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));

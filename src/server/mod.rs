@@ -98,9 +98,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     upkeep_task.abort();
     drop(ledger);
     // The writer drains what was queued, then exits once the last handle is gone.
-    tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .ok();
+    let joined = tokio::time::timeout(
+        Duration::from_secs(15),
+        tokio::task::spawn_blocking(move || writer.join()),
+    )
+    .await;
+    if joined.is_err() {
+        tracing::warn!(
+            "the writer did not stop within 15 s; exiting anyway (nothing unacknowledged is lost)"
+        );
+    }
     Ok(())
 }
 

@@ -34,7 +34,7 @@ impl Default for WriterConfig {
 }
 
 /// An instance left waiting for a driver at this version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Pending {
     pub id: Uuid,
     pub version: u64,
