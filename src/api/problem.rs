@@ -227,3 +227,40 @@ impl From<actix_web::error::BlockingError> for ApiError {
         ApiError::Internal(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overload_is_503_with_retry_after_in_problem_json() {
+        let resp = ApiError::Overloaded.error_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        assert_eq!(
+            resp.headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(PROBLEM_JSON.as_bytes())
+        );
+        assert_eq!(
+            ApiError::from(ServiceError::Overloaded).code(),
+            "overloaded"
+        );
+    }
+
+    #[test]
+    fn purged_instances_answer_gone_for_any_operation() {
+        let e = ApiError::from(ServiceError::Domain(DomainError::InvalidTransition {
+            operation: Operation::Start,
+            current: State::Purged,
+            allowed: &[State::Stopped],
+        }));
+        assert_eq!(e.status_code(), StatusCode::GONE);
+    }
+}
