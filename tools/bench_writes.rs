@@ -120,16 +120,24 @@ async fn ledger(events: u64, concurrency: u64) -> anyhow::Result<(f64, f64)> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let events = args.first().copied().unwrap_or(20_000);
     let concurrency = args.get(1).copied().unwrap_or(64);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let base = baseline(events)?;
     let (rate, p99) = rt.block_on(ledger(events, concurrency))?;
     let base_again = baseline(events)?;
     let base = (base + base_again) / 2.0;
     println!("baseline  bare redb, 64 inserts per durable commit: {base:>10.0} events/s");
-    println!("ledger    create instance, {concurrency} concurrent submitters: {rate:>10.0} events/s (p99 {:.1} ms)", p99 * 1000.0);
+    println!(
+        "ledger    create instance, {concurrency} concurrent submitters: {rate:>10.0} events/s (p99 {:.1} ms)",
+        p99 * 1000.0
+    );
     println!("ratio     ledger / baseline: {:.3}", rate / base);
     Ok(())
 }

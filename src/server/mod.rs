@@ -34,7 +34,10 @@ fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHa
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = RedbStore::open(&args.data_dir)
         .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
-    tracing::info!(path = %store.path().display(), "store open");
+    let head = store.check_tail().context(
+        "the ledger's last event does not match its recorded head; run `ledger verify` and restore from a copy if it fails",
+    )?;
+    tracing::info!(path = %store.path().display(), position = head.position, "store open");
     let token = admin_token::load_or_create(&args.data_dir)?;
     let handle = install_metrics()?;
     let upkeep = handle.clone();

@@ -81,6 +81,35 @@ impl RedbStore {
         txn.commit().map_err(io)
     }
 
+    /// A cheap start-up check: the last stored event matches its own hash and the recorded
+    /// head. `verify` checks everything.
+    pub fn check_tail(&self) -> Result<Head, StoreError> {
+        let read = self.db.begin_read().map_err(io)?;
+        let head = read_head(&read)?;
+        let events = read.open_table(EVENTS).map_err(io)?;
+        let last = events.last().map_err(io)?;
+        match (head.position, last) {
+            (0, None) => Ok(head),
+            (_, Some((pos, stored))) if pos.value() == head.position => {
+                let stored = stored.value();
+                if stored.len() < 32
+                    || stored[..32] != head.hash
+                    || envelope::hash(&stored[32..]) != head.hash
+                {
+                    return Err(corrupt(
+                        format!("position {}", head.position),
+                        "the last event does not match the recorded head",
+                    ));
+                }
+                Ok(head)
+            }
+            _ => Err(corrupt(
+                "head",
+                "the recorded head does not match the last event",
+            )),
+        }
+    }
+
     /// Checks the whole hash chain and rebuilds every projection from the log in memory,
     /// comparing it byte for byte with the stored one.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
@@ -336,6 +365,8 @@ struct RedbWrite<'t> {
     idempotency: Table<'t, &'static str, &'static [u8]>,
     projection: Projection<'t>,
     head: Head,
+    /// Whether anything was written; a batch of refusals and replays skips the commit.
+    dirty: bool,
 }
 
 fn last_version<T: ReadableTable<(u128, u64), u64>>(
@@ -384,6 +415,7 @@ impl WriteTxn for RedbWrite<'_> {
 
     fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError> {
         self.idempotency.insert(key, record).map_err(io)?;
+        self.dirty = true;
         Ok(())
     }
 
@@ -423,6 +455,7 @@ impl WriteTxn for RedbWrite<'_> {
             .map_err(io)?;
         self.projection.apply(&env, &event.payload)?;
         self.head = Head { position, hash };
+        self.dirty = true;
         Ok(env)
     }
 }
@@ -433,6 +466,7 @@ impl EventStore for RedbStore {
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(io)?;
+        let dirty;
         {
             let mut meta = txn.open_table(META).map_err(io)?;
             let head = decode_head(meta.get(HEAD_KEY).map_err(io)?.as_ref().map(|g| g.value()))?;
@@ -442,8 +476,10 @@ impl EventStore for RedbStore {
                 idempotency: txn.open_table(IDEMPOTENCY).map_err(io)?,
                 projection: open_projection(&txn)?,
                 head,
+                dirty: false,
             };
             f(&mut w)?;
+            dirty = w.dirty;
             if w.head != head {
                 let mut raw = Vec::with_capacity(40);
                 raw.extend_from_slice(&w.head.position.to_be_bytes());
@@ -451,7 +487,11 @@ impl EventStore for RedbStore {
                 meta.insert(HEAD_KEY, raw.as_slice()).map_err(io)?;
             }
         }
-        txn.commit().map_err(io)
+        if dirty {
+            txn.commit().map_err(io)
+        } else {
+            txn.abort().map_err(io)
+        }
     }
 
     fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
@@ -714,6 +754,17 @@ mod tests {
         let report = store.verify().expect("verify");
         assert_eq!(report.events, 5);
         assert_eq!(report.head.position, 5);
+        assert_eq!(store.check_tail().expect("tail"), report.head);
+    }
+
+    #[test]
+    fn a_damaged_tail_is_refused_at_start_up() {
+        let (_dir, store) = store_with_events(3);
+        tamper(&store, EVENTS, 3, 50);
+        assert!(matches!(
+            store.check_tail(),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]
