@@ -203,6 +203,7 @@ fn process(
                     let resource = Resource::evolve(id, &event, now);
                     let new = NewEvent {
                         stream_id: id,
+                        version: 1,
                         kind: StreamKind::from(*kind),
                         payload: Payload::Catalog(event),
                         at: now,
@@ -299,6 +300,7 @@ fn fold(
             state = Some(instance::evolve(state, id, &event, version, now));
             events.push(NewEvent {
                 stream_id: id,
+                version,
                 kind: StreamKind::Instance,
                 payload: Payload::Instance(event),
                 at: now,

@@ -49,6 +49,9 @@ pub struct Provenance {
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub stream_id: Uuid,
+    /// The version this event must get: the stream's current version + 1. The store
+    /// refuses the append if the stream moved (optimistic concurrency).
+    pub version: u64,
     pub kind: StreamKind,
     pub payload: Payload,
     pub at: DateTime<Utc>,

@@ -425,6 +425,13 @@ impl WriteTxn for RedbWrite<'_> {
 
     fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError> {
         let version = last_version(&self.streams, event.stream_id)? + 1;
+        if version != event.version {
+            return Err(StoreError::VersionConflict {
+                stream: event.stream_id,
+                expected: event.version - 1,
+                actual: version - 1,
+            });
+        }
         let (event_type, data) = event.payload.to_parts().map_err(io)?;
         let position = self.head.position + 1;
         let env = Envelope {
@@ -713,6 +720,7 @@ mod tests {
                 for i in 0..n {
                     txn.append(NewEvent {
                         stream_id: Uuid::now_v7(),
+                        version: 1,
                         kind: super::super::StreamKind::Image,
                         payload: Payload::Catalog(CatalogEvent::ImageCreated(Spec::Named {
                             name: format!("img-{i}"),
@@ -755,6 +763,46 @@ mod tests {
         assert_eq!(report.events, 5);
         assert_eq!(report.head.position, 5);
         assert_eq!(store.check_tail().expect("tail"), report.head);
+    }
+
+    #[test]
+    fn an_append_at_a_stale_version_is_refused() {
+        let (_dir, store) = store_with_events(1);
+        let stream = store.read().expect("read").read_all(0, 1).expect("events")[0].stream_id;
+        let result = store.write(&mut |txn| {
+            txn.append(NewEvent {
+                stream_id: stream,
+                version: 1,
+                kind: super::super::StreamKind::Image,
+                payload: Payload::Catalog(CatalogEvent::ImageCreated(Spec::Named {
+                    name: "again".into(),
+                })),
+                at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+                provenance: Provenance {
+                    actor: "t".into(),
+                    request_id: "r".into(),
+                    origin: "native".into(),
+                    idempotency_key: None,
+                },
+            })?;
+            Ok(())
+        });
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::VersionConflict {
+                    expected: 0,
+                    actual: 1,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert_eq!(
+            store.check_tail().expect("tail").position,
+            1,
+            "nothing was written"
+        );
     }
 
     #[test]
