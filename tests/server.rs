@@ -18,7 +18,11 @@ fn spawn(dir: &std::path::Path) -> (Child, String, Vec<String>) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    let stdout = child.stdout.take().expect("stdout");
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no stdout pipe");
+    };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -27,9 +31,11 @@ fn spawn(dir: &std::path::Path) -> (Child, String, Vec<String>) {
     });
     let mut before = Vec::new();
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server output");
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server printed no address; stdout so far: {before:?}");
+        };
         if let Some(base) = line.strip_prefix("listening on ") {
             return (child, base.to_string(), before);
         }
