@@ -3,12 +3,13 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::instances::list_params;
+use super::openapi::{BadRequest, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType};
 use super::problem::ApiError;
 use super::request::{Body, Ctx};
 use super::{AppState, read, validate};
@@ -25,7 +26,7 @@ pub trait ResourceBody: DeserializeOwned {
     fn into_spec(self, snap: &dyn Snapshot) -> Result<Spec, ApiError>;
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerBody {
     name: String,
@@ -41,7 +42,7 @@ impl ResourceBody for CustomerBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectBody {
     name: String,
@@ -70,7 +71,7 @@ impl ResourceBody for ProjectBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlavorBody {
     name: String,
@@ -95,7 +96,7 @@ impl ResourceBody for FlavorBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageBody {
     name: String,
@@ -111,7 +112,7 @@ impl ResourceBody for ImageBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkBody {
     name: String,
@@ -129,7 +130,7 @@ impl ResourceBody for NetworkBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SshKeyBody {
     name: String,
@@ -145,6 +146,14 @@ impl ResourceBody for SshKeyBody {
             public_key: validate::public_key(&self.public_key)?,
         })
     }
+}
+
+/// A page of catalog resources in creation order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceList {
+    pub items: Vec<ResourceView>,
+    pub next_cursor: Option<String>,
+    pub total: u64,
 }
 
 pub async fn create<B: ResourceBody + Send + 'static>(
@@ -193,11 +202,11 @@ pub async fn list<B: ResourceBody>(
                 items.push(ResourceView::from(&r));
             }
         }
-        Ok(json!({
-            "items": items,
-            "next_cursor": page.next.map(|id| id.simple().to_string()),
-            "total": page.total,
-        }))
+        Ok(ResourceList {
+            items,
+            next_cursor: page.next.map(|id| id.simple().to_string()),
+            total: page.total,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -216,3 +225,82 @@ pub async fn show<B: ResourceBody>(
         _ => Err(not_found()),
     }
 }
+
+/// The documented, per-kind handlers; each delegates to the generic one.
+macro_rules! kind_handlers {
+    ($body:ty, $create:ident, $list:ident, $show:ident, $collection:literal, $item:literal) => {
+        #[utoipa::path(post, path = $collection, tag = "catalog", request_body = $body,
+            params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer")),
+            responses(
+                (status = 201, description = "Created", body = ResourceView, headers(("Location" = String))),
+                (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge),
+                (status = 415, response = UnsupportedMediaType), (status = 422, response = Unprocessable),
+            ))]
+        pub async fn $create(state: web::Data<AppState>, ctx: Ctx, body: Body) -> Result<HttpResponse, ApiError> {
+            create::<$body>(state, ctx, body).await
+        }
+
+        #[utoipa::path(get, path = $collection, tag = "catalog",
+            params(("limit" = Option<u32>, Query, description = "1 to 1000, default 50"),
+                   ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+            responses((status = 200, description = "A page in creation order", body = ResourceList), (status = 400, response = BadRequest)))]
+        pub async fn $list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+            list::<$body>(state, req).await
+        }
+
+        #[utoipa::path(get, path = $item, tag = "catalog", params(("id" = Uuid, Path)),
+            responses((status = 200, description = "The resource", body = ResourceView), (status = 404, response = NotFound)))]
+        pub async fn $show(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+            show::<$body>(state, path).await
+        }
+    };
+}
+
+kind_handlers!(
+    CustomerBody,
+    create_customer,
+    list_customers,
+    show_customer,
+    "/v1/customers",
+    "/v1/customers/{id}"
+);
+kind_handlers!(
+    ProjectBody,
+    create_project,
+    list_projects,
+    show_project,
+    "/v1/projects",
+    "/v1/projects/{id}"
+);
+kind_handlers!(
+    FlavorBody,
+    create_flavor,
+    list_flavors,
+    show_flavor,
+    "/v1/flavors",
+    "/v1/flavors/{id}"
+);
+kind_handlers!(
+    ImageBody,
+    create_image,
+    list_images,
+    show_image,
+    "/v1/images",
+    "/v1/images/{id}"
+);
+kind_handlers!(
+    NetworkBody,
+    create_network,
+    list_networks,
+    show_network,
+    "/v1/networks",
+    "/v1/networks/{id}"
+);
+kind_handlers!(
+    SshKeyBody,
+    create_ssh_key,
+    list_ssh_keys,
+    show_ssh_key,
+    "/v1/ssh-keys",
+    "/v1/ssh-keys/{id}"
+);

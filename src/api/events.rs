@@ -2,46 +2,98 @@
 //! hash chain. Per-instance timelines use the same item shape.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
-use super::problem::ApiError;
+use super::openapi::BadRequest;
+use super::problem::{ApiError, ProblemCode};
 use super::{AppState, read};
-use crate::store::Envelope;
 use crate::store::envelope::hex;
+use crate::store::{Envelope, StreamKind};
 
-/// One event as the API shows it.
-pub fn item(e: &Envelope) -> Value {
-    json!({
-        "position": e.position,
-        "stream_id": e.stream_id,
-        "stream_kind": e.stream_kind,
-        "version": e.version,
-        "type": e.event_type,
-        "at": e.at,
-        "actor": e.actor,
-        "request_id": e.request_id,
-        "origin": e.origin,
-        "data": e.data,
-    })
+/// One event as the API shows it; `data` is in the current schema version of its type.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventItem {
+    /// Global position: gap-free, in commit order.
+    pub position: u64,
+    pub stream_id: Uuid,
+    pub stream_kind: StreamKind,
+    /// The event's number within its stream.
+    pub version: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub request_id: String,
+    pub origin: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
 }
 
-#[derive(Deserialize)]
+impl TryFrom<&Envelope> for EventItem {
+    type Error = ApiError;
+    fn try_from(e: &Envelope) -> Result<EventItem, ApiError> {
+        Ok(EventItem {
+            position: e.position,
+            stream_id: e.stream_id,
+            stream_kind: e.stream_kind,
+            version: e.version,
+            event_type: e.event_type.clone(),
+            at: e.at,
+            actor: e.actor.clone(),
+            request_id: e.request_id.clone(),
+            origin: e.origin.clone(),
+            data: e
+                .current_data()
+                .map_err(|why| ApiError::Internal(format!("position {}: {why}", e.position)))?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub items: Vec<EventItem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Feed {
+    pub items: Vec<EventItem>,
+    /// Pass as `after` to continue; equals `after` when nothing new was found.
+    pub next_after: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Head {
+    /// The last position (0 for an empty ledger).
+    pub position: u64,
+    /// Hex SHA-256 of the last event's stored bytes.
+    pub hash: String,
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct FeedQuery {
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// Return events after this position (default 0: from the start).
     #[serde(default)]
     after: u64,
+    /// 1 to 1000, default 100.
     limit: Option<usize>,
 }
 
+/// The global feed: every event after a position, in order.
+#[utoipa::path(get, path = "/v1/events", tag = "ledger", params(FeedQuery),
+    responses((status = 200, description = "Events in position order", body = Feed), (status = 400, response = BadRequest)))]
 pub async fn feed(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<FeedQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?
+        .map_err(|e| ApiError::bad_request(ProblemCode::InvalidParameter, e.to_string()))?
         .into_inner();
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_parameter",
+            ProblemCode::InvalidParameter,
             "limit must be an integer from 1 to 1000",
         ));
     }
@@ -49,19 +101,23 @@ pub async fn feed(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let body = read(&state, move |snap| {
         let events = snap.read_all(after, limit)?;
         let next_after = events.last().map_or(after, |e| e.position);
-        Ok(json!({
-            "items": events.iter().map(item).collect::<Vec<_>>(),
-            "next_after": next_after,
-        }))
+        let items = events
+            .iter()
+            .map(EventItem::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Feed { items, next_after })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// The head of the hash chain.
+#[utoipa::path(get, path = "/v1/ledger/head", tag = "ledger",
+    responses((status = 200, description = "The last position and its hash", body = Head)))]
 pub async fn head(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let head = read(&state, |snap| Ok(snap.head()?)).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "position": head.position,
-        "hash": hex(&head.hash),
-    })))
+    Ok(HttpResponse::Ok().json(Head {
+        position: head.position,
+        hash: hex(&head.hash),
+    }))
 }

@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, EntityTag};
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::problem::ApiError;
+use super::openapi::{
+    BadRequest, Conflict, Gone, NotFound, PayloadTooLarge, PreconditionFailed, Unprocessable,
+    UnsupportedMediaType,
+};
+use super::problem::{ApiError, ProblemCode};
 use super::request::{Body, Ctx};
 use super::{AppState, read, validate};
 use crate::domain::catalog::{Kind, Resource, Spec as ResourceSpec};
@@ -21,9 +25,9 @@ use crate::projection::{Filter, InstanceView, PowerView, index};
 use crate::service::{Outcome, Reply, WriteCommand, WriteRequest};
 use crate::store::Snapshot;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub struct CreateBody {
     name: String,
     project_id: Uuid,
     flavor_id: Uuid,
@@ -41,9 +45,9 @@ struct CreateBody {
     tags: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+pub struct PatchBody {
     name: Option<String>,
     #[serde(default, deserialize_with = "instance::present_or_null")]
     hostname: Option<Option<String>>,
@@ -52,33 +56,33 @@ struct PatchBody {
     tags: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NoFields {}
+pub struct NoFields {}
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StopBody {
+pub struct StopBody {
     #[serde(default)]
     force: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RebootBody {
+pub struct RebootBody {
     #[serde(default)]
     soft: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResizeBody {
+pub struct ResizeBody {
     flavor_id: Uuid,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-enum PowerTarget {
+pub enum PowerTarget {
     On,
     Off,
     Reboot,
@@ -86,9 +90,9 @@ enum PowerTarget {
     SoftReboot,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PowerBody {
+pub struct PowerBody {
     target: PowerTarget,
 }
 
@@ -199,6 +203,15 @@ async fn operate(
     Ok(state.ledger.submit(request).await?)
 }
 
+/// Creates an instance; the driver then provisions it.
+#[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body = CreateBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing")),
+    responses(
+        (status = 201, description = "Created, state `provisioning`", body = InstanceView,
+            headers(("Location" = String, description = "The new instance"), ("ETag" = String, description = "Its version"))),
+        (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ))]
 pub async fn create(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -282,6 +295,54 @@ pub async fn create(
     Ok(resp)
 }
 
+/// A page of instances in creation order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceList {
+    pub items: Vec<InstanceView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// How many instances match the filters, across all pages.
+    pub total: u64,
+}
+
+/// List filters (all ANDed) and paging, as documented; parsed by [`list_params`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct InstanceListQuery {
+    state: Option<State>,
+    project_id: Option<Uuid>,
+    customer_id: Option<Uuid>,
+    hostname: Option<String>,
+    name: Option<String>,
+    security_group: Option<String>,
+    flavor_id: Option<Uuid>,
+    image_id: Option<Uuid>,
+    availability_zone: Option<String>,
+    /// `key:value`; repeat for several tags.
+    tag: Option<Vec<String>>,
+    /// 1 to 1000, default 50.
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The query parameters `GET /v1/instances` accepts: the filters plus paging.
+pub const INSTANCE_LIST_PARAMS: [&str; 12] = [
+    "state",
+    "project_id",
+    "customer_id",
+    "hostname",
+    "name",
+    "security_group",
+    "flavor_id",
+    "image_id",
+    "availability_zone",
+    "tag",
+    "limit",
+    "cursor",
+];
+
 /// Parsed list parameters: filters (ANDed), page size and cursor.
 pub struct ListParams {
     pub filters: Vec<Filter>,
@@ -290,13 +351,17 @@ pub struct ListParams {
 }
 
 fn uuid_param(name: &str, v: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(v)
-        .map_err(|_| ApiError::bad_request("invalid_parameter", format!("{name} must be a UUID")))
+    Uuid::parse_str(v).map_err(|_| {
+        ApiError::bad_request(
+            ProblemCode::InvalidParameter,
+            format!("{name} must be a UUID"),
+        )
+    })
 }
 
 pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiError> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
-        .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?
+        .map_err(|e| ApiError::bad_request(ProblemCode::InvalidParameter, e.to_string()))?
         .into_inner();
     let mut params = ListParams {
         filters: Vec::new(),
@@ -312,7 +377,7 @@ pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiEr
                     .filter(|n| (1..=1000).contains(n))
                     .ok_or_else(|| {
                         ApiError::bad_request(
-                            "invalid_parameter",
+                            ProblemCode::InvalidParameter,
                             "limit must be an integer from 1 to 1000",
                         )
                     })?;
@@ -320,19 +385,22 @@ pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiEr
             }
             "cursor" => {
                 params.cursor = Some(Uuid::try_parse(&v).map_err(|_| {
-                    ApiError::bad_request("invalid_parameter", "cursor is not one this API issued")
+                    ApiError::bad_request(
+                        ProblemCode::InvalidParameter,
+                        "cursor is not one this API issued",
+                    )
                 })?);
                 continue;
             }
             _ if !allow_filters => {
                 return Err(ApiError::bad_request(
-                    "invalid_parameter",
+                    ProblemCode::InvalidParameter,
                     format!("unknown query parameter {k:?}"),
                 ));
             }
             "state" => Filter::State(State::parse(&v).ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_parameter",
+                    ProblemCode::InvalidParameter,
                     format!("state {v:?} is not a lifecycle state"),
                 )
             })?),
@@ -346,13 +414,13 @@ pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiEr
             "availability_zone" => Filter::AvailabilityZone(v),
             "tag" => {
                 let (tk, tv) = v.split_once(':').ok_or_else(|| {
-                    ApiError::bad_request("invalid_parameter", "tag must be key:value")
+                    ApiError::bad_request(ProblemCode::InvalidParameter, "tag must be key:value")
                 })?;
                 Filter::Tag(tk.to_string(), tv.to_string())
             }
             _ => {
                 return Err(ApiError::bad_request(
-                    "invalid_parameter",
+                    ProblemCode::InvalidParameter,
                     format!("unknown query parameter {k:?}"),
                 ));
             }
@@ -362,6 +430,9 @@ pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiEr
     Ok(params)
 }
 
+/// Lists instances in creation order, filtered and paged.
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(InstanceListQuery),
+    responses((status = 200, description = "A page", body = InstanceList), (status = 400, response = BadRequest)))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let params = list_params(req.query_string(), true)?;
     let body = read(&state, move |snap| {
@@ -378,11 +449,11 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
                 items.push(InstanceView::from(&inst));
             }
         }
-        Ok(json!({
-            "items": items,
-            "next_cursor": page.next.map(|id| id.simple().to_string()),
-            "total": page.total,
-        }))
+        Ok(InstanceList {
+            items,
+            next_cursor: page.next.map(|id| id.simple().to_string()),
+            total: page.total,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -401,6 +472,12 @@ async fn load(state: &AppState, raw: String) -> Result<instance::Instance, ApiEr
     Ok(inst)
 }
 
+/// Shows an instance.
+#[utoipa::path(get, path = "/v1/instances/{id}", tag = "instances", params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)")),
+    responses(
+        (status = 200, description = "The instance", body = InstanceView, headers(("ETag" = String))),
+        (status = 404, response = NotFound), (status = 410, response = Gone),
+    ))]
 pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -411,6 +488,9 @@ pub async fn show(
         .json(InstanceView::from(&inst)))
 }
 
+/// Updates name, hostname, description or tags (`null` clears a field).
+#[utoipa::path(patch, path = "/v1/instances/{id}", tag = "instances", request_body = PatchBody, params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412")),
+    responses((status = 200, description = "Updated", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn patch(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -443,7 +523,7 @@ pub async fn patch(
     }
     if patch == Patch::default() {
         return Err(ApiError::bad_request(
-            "invalid_body",
+            ProblemCode::InvalidBody,
             "name, hostname, description or tags is required",
         ));
     }
@@ -451,6 +531,9 @@ pub async fn patch(
     Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
 }
 
+/// Starts a stopped instance.
+#[utoipa::path(post, path = "/v1/instances/{id}/start", tag = "instances", request_body(content = Option<NoFields>), params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412")),
+    responses((status = 202, description = "Accepted, state `starting`", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn start(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -466,6 +549,9 @@ pub async fn start(
     ))
 }
 
+/// Stops an instance; `force` cuts the power at once.
+#[utoipa::path(post, path = "/v1/instances/{id}/stop", tag = "instances", request_body(content = Option<StopBody>), params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412")),
+    responses((status = 202, description = "Accepted, state `stopping` (or `stopped` when forced)", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn stop(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -488,6 +574,9 @@ pub async fn stop(
     ))
 }
 
+/// Reboots a running or stopped instance.
+#[utoipa::path(post, path = "/v1/instances/{id}/reboot", tag = "instances", request_body(content = Option<RebootBody>), params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412")),
+    responses((status = 202, description = "Accepted, state `rebooting`", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn reboot(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -510,6 +599,9 @@ pub async fn reboot(
     ))
 }
 
+/// Resizes a stopped instance to another flavor.
+#[utoipa::path(post, path = "/v1/instances/{id}/resize", tag = "instances", request_body = ResizeBody, params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412")),
+    responses((status = 200, description = "Resized", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn resize(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -526,6 +618,9 @@ pub async fn resize(
     Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
 }
 
+/// Recovers a destroyed instance (to `stopped`).
+#[utoipa::path(post, path = "/v1/instances/{id}/recover", tag = "instances", request_body(content = Option<NoFields>), params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412")),
+    responses((status = 200, description = "Recovered", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn recover(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -537,6 +632,9 @@ pub async fn recover(
     Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
 }
 
+/// Purges a destroyed instance: gone from views, kept in history.
+#[utoipa::path(post, path = "/v1/instances/{id}/purge", tag = "instances", request_body(content = Option<NoFields>), params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412")),
+    responses((status = 204, description = "Purged"), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn purge(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -548,6 +646,16 @@ pub async fn purge(
     Ok(respond(StatusCode::NO_CONTENT, &reply, None::<()>))
 }
 
+/// Destroys an instance (soft delete: recoverable until purged).
+#[utoipa::path(delete, path = "/v1/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412"),
+        ("force" = Option<bool>, Query, description = "Destroy a running instance"),
+        ("purge" = Option<bool>, Query, description = "Purge at once")),
+    responses(
+        (status = 200, description = "Destroyed", body = InstanceView, headers(("ETag" = String))),
+        (status = 204, description = "Destroyed and purged"),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable),
+    ))]
 pub async fn destroy(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -557,7 +665,7 @@ pub async fn destroy(
 ) -> Result<HttpResponse, ApiError> {
     body.empty()?;
     let q = web::Query::<DeleteQuery>::from_query(req.query_string())
-        .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?
+        .map_err(|e| ApiError::bad_request(ProblemCode::InvalidParameter, e.to_string()))?
         .into_inner();
     let mut commands = vec![Command::Destroy { force: q.force }];
     if q.purge {
@@ -571,6 +679,9 @@ pub async fn destroy(
     }
 }
 
+/// The instance's power state and pending target.
+#[utoipa::path(get, path = "/v1/instances/{id}/power", tag = "instances", params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)")),
+    responses((status = 200, description = "Power", body = PowerView, headers(("ETag" = String))), (status = 404, response = NotFound), (status = 410, response = Gone)))]
 pub async fn power(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -581,6 +692,10 @@ pub async fn power(
         .json(PowerView::from(&inst)))
 }
 
+/// Sets the power target: `on` starts, `off` cuts the power, `soft_off` stops gracefully,
+/// `reboot`/`soft_reboot` reboot.
+#[utoipa::path(put, path = "/v1/instances/{id}/power", tag = "instances", request_body = PowerBody, params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key and request return the original answer and append nothing"), ("If-Match" = Option<String>, Header, description = "The ETag (version) last seen; a stale one is refused with 412")),
+    responses((status = 202, description = "Accepted", body = PowerView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn set_power(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -605,7 +720,9 @@ pub async fn set_power(
     Ok(respond(StatusCode::ACCEPTED, &reply, Some(power)))
 }
 
-/// The instance's own timeline, purged instances included.
+/// The instance's timeline, purged instances included.
+#[utoipa::path(get, path = "/v1/instances/{id}/events", tag = "instances", params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)")),
+    responses((status = 200, description = "Its events in order", body = super::events::EventList), (status = 404, response = NotFound)))]
 pub async fn events(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -617,8 +734,11 @@ pub async fn events(
         if stream.is_empty() || stream[0].stream_kind != crate::store::StreamKind::Instance {
             return Err(ApiError::NotFound(format!("instance {raw}")));
         }
-        let items: Vec<_> = stream.iter().map(super::events::item).collect();
-        Ok(json!({ "items": items }))
+        let items = stream
+            .iter()
+            .map(super::events::EventItem::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::events::EventList { items })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))

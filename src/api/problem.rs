@@ -4,7 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::DomainError;
 use crate::domain::lifecycle::{Operation, State};
@@ -13,11 +14,92 @@ use crate::store::StoreError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The stable `code` of every problem this API returns. `ApiError::code` returns these, so
+/// the OpenAPI document lists exactly the codes the server can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    MalformedJson,
+    InvalidBody,
+    InvalidField,
+    InvalidParameter,
+    InvalidHeader,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    Gone,
+    InvalidTransition,
+    VersionMismatch,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UnknownReference,
+    IdempotencyKeyReused,
+    Overloaded,
+    Unavailable,
+    Internal,
+}
+
+impl ProblemCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::MalformedJson => "malformed_json",
+            ProblemCode::InvalidBody => "invalid_body",
+            ProblemCode::InvalidField => "invalid_field",
+            ProblemCode::InvalidParameter => "invalid_parameter",
+            ProblemCode::InvalidHeader => "invalid_header",
+            ProblemCode::Unauthorized => "unauthorized",
+            ProblemCode::NotFound => "not_found",
+            ProblemCode::MethodNotAllowed => "method_not_allowed",
+            ProblemCode::Gone => "gone",
+            ProblemCode::InvalidTransition => "invalid_transition",
+            ProblemCode::VersionMismatch => "version_mismatch",
+            ProblemCode::PayloadTooLarge => "payload_too_large",
+            ProblemCode::UnsupportedMediaType => "unsupported_media_type",
+            ProblemCode::UnknownReference => "unknown_reference",
+            ProblemCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ProblemCode::Overloaded => "overloaded",
+            ProblemCode::Unavailable => "unavailable",
+            ProblemCode::Internal => "internal",
+        }
+    }
+}
+
+/// An RFC 9457 problem as this API renders it. Extension members appear only on the
+/// problems they belong to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `urn:instance-ledger:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub code: ProblemCode,
+    pub detail: String,
+    /// `invalid_transition`: the refused operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+    /// `invalid_transition`: the instance's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_state: Option<State>,
+    /// `invalid_transition`: the states from which the operation is legal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_states: Option<Vec<State>>,
+    /// `version_mismatch`: the version sent in `If-Match`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<u64>,
+    /// `version_mismatch`: the instance's current version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+    /// `unknown_reference`: the request field holding the unknown id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Malformed JSON, wrong types, unknown fields, invalid values or parameters.
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
+    BadRequest { code: ProblemCode, detail: String },
     #[error("a valid bearer token is required")]
     Unauthorized,
     #[error("{0} not found")]
@@ -57,29 +139,29 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: ProblemCode, detail: impl Into<String>) -> ApiError {
         ApiError::BadRequest {
             code,
             detail: detail.into(),
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ProblemCode {
         match self {
-            ApiError::BadRequest { code, .. } => code,
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::NotFound(_) | ApiError::NoRoute => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Gone => "gone",
-            ApiError::InvalidTransition { .. } => "invalid_transition",
-            ApiError::VersionMismatch { .. } => "version_mismatch",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::UnknownReference { .. } => "unknown_reference",
-            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
-            ApiError::Overloaded => "overloaded",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::BadRequest { code, .. } => *code,
+            ApiError::Unauthorized => ProblemCode::Unauthorized,
+            ApiError::NotFound(_) | ApiError::NoRoute => ProblemCode::NotFound,
+            ApiError::MethodNotAllowed => ProblemCode::MethodNotAllowed,
+            ApiError::Gone => ProblemCode::Gone,
+            ApiError::InvalidTransition { .. } => ProblemCode::InvalidTransition,
+            ApiError::VersionMismatch { .. } => ProblemCode::VersionMismatch,
+            ApiError::PayloadTooLarge { .. } => ProblemCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
+            ApiError::UnknownReference { .. } => ProblemCode::UnknownReference,
+            ApiError::IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
+            ApiError::Overloaded => ProblemCode::Overloaded,
+            ApiError::Unavailable(_) => ProblemCode::Unavailable,
+            ApiError::Internal(_) => ProblemCode::Internal,
         }
     }
 
@@ -102,28 +184,43 @@ impl ApiError {
         }
     }
 
-    fn extensions(&self) -> Map<String, Value> {
-        let mut ext = Map::new();
+    /// The problem body: internal details go to the log, not to the caller.
+    pub fn problem(&self) -> Problem {
+        let detail = match self {
+            ApiError::Internal(_) => "an internal error occurred; see the server log".to_string(),
+            other => other.to_string(),
+        };
+        let mut p = Problem {
+            kind: format!("urn:instance-ledger:problem:{}", self.code().as_str()),
+            title: self.title().into(),
+            status: self.status_code().as_u16(),
+            code: self.code(),
+            detail,
+            operation: None,
+            current_state: None,
+            allowed_states: None,
+            expected_version: None,
+            current_version: None,
+            field: None,
+        };
         match self {
             ApiError::InvalidTransition {
                 operation,
                 current,
                 allowed,
             } => {
-                ext.insert("operation".into(), json!(operation));
-                ext.insert("current_state".into(), json!(current));
-                ext.insert("allowed_states".into(), json!(allowed));
+                p.operation = Some(*operation);
+                p.current_state = Some(*current);
+                p.allowed_states = Some(allowed.to_vec());
             }
             ApiError::VersionMismatch { expected, actual } => {
-                ext.insert("expected_version".into(), json!(expected));
-                ext.insert("current_version".into(), json!(actual));
+                p.expected_version = Some(*expected);
+                p.current_version = Some(*actual);
             }
-            ApiError::UnknownReference { field, .. } => {
-                ext.insert("field".into(), json!(field));
-            }
+            ApiError::UnknownReference { field, .. } => p.field = Some(field.clone()),
             _ => {}
         }
-        ext
+        p
     }
 }
 
@@ -148,23 +245,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        let mut body = Map::new();
-        body.insert(
-            "type".into(),
-            json!(format!("urn:instance-ledger:problem:{}", self.code())),
-        );
-        body.insert("title".into(), json!(self.title()));
-        body.insert("status".into(), json!(status.as_u16()));
-        body.insert("code".into(), json!(self.code()));
-        // Internal details go to the log, not to the caller.
-        let detail = match self {
-            ApiError::Internal(_) => "an internal error occurred; see the server log".to_string(),
-            other => other.to_string(),
-        };
-        body.insert("detail".into(), json!(detail));
-        body.extend(self.extensions());
-        let mut resp = HttpResponse::build(status);
+        let mut resp = HttpResponse::build(self.status_code());
         resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         match self {
             ApiError::Unauthorized => {
@@ -175,7 +256,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        resp.body(Value::Object(body).to_string())
+        resp.body(serde_json::to_string(&self.problem()).unwrap_or_default())
     }
 }
 
@@ -250,8 +331,22 @@ mod tests {
         );
         assert_eq!(
             ApiError::from(ServiceError::Overloaded).code(),
-            "overloaded"
+            ProblemCode::Overloaded
         );
+    }
+
+    #[test]
+    fn problem_codes_serialize_as_their_documented_strings() {
+        for code in [
+            ProblemCode::MalformedJson,
+            ProblemCode::InvalidTransition,
+            ProblemCode::Internal,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).ok(),
+                Some(serde_json::json!(code.as_str()))
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use super::problem::ApiError;
+use super::problem::{ApiError, ProblemCode};
 use crate::service::{IdempotencyKey, RequestMeta};
 
 /// Bodies above this size are refused with 413 before they are parsed.
@@ -75,7 +75,7 @@ impl Ctx {
                 let key = v.to_str().unwrap_or("").trim();
                 if key.is_empty() || key.len() > 255 {
                     return Err(ApiError::bad_request(
-                        "invalid_header",
+                        ProblemCode::InvalidHeader,
                         "Idempotency-Key must be 1 to 255 visible ASCII characters",
                     ));
                 }
@@ -106,7 +106,7 @@ fn parse_if_match(raw: &str) -> Result<Option<u64>, ApiError> {
     let tag = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
     tag.parse::<u64>().map(Some).map_err(|_| {
         ApiError::bad_request(
-            "invalid_header",
+            ProblemCode::InvalidHeader,
             format!("If-Match must be an ETag this API issued, like \"3\"; got {raw:?}"),
         )
     })
@@ -131,7 +131,7 @@ impl Body {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.0.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request(
-                "invalid_body",
+                ProblemCode::InvalidBody,
                 "a JSON request body is required",
             ));
         }
@@ -152,7 +152,7 @@ impl Body {
             Ok(())
         } else {
             Err(ApiError::bad_request(
-                "invalid_body",
+                ProblemCode::InvalidBody,
                 "this request takes no body",
             ))
         }
@@ -162,9 +162,9 @@ impl Body {
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
-            "malformed_json"
+            ProblemCode::MalformedJson
         } else {
-            "invalid_body"
+            ProblemCode::InvalidBody
         };
         ApiError::bad_request(code, format!("invalid request body: {e}"))
     })
@@ -199,7 +199,10 @@ impl FromRequest for Body {
             let mut buf = BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    ApiError::bad_request("invalid_body", format!("cannot read the body: {e}"))
+                    ApiError::bad_request(
+                        ProblemCode::InvalidBody,
+                        format!("cannot read the body: {e}"),
+                    )
                 })?;
                 if buf.len() + chunk.len() > BODY_LIMIT {
                     return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::problem::ApiError;
+use super::problem::{ApiError, ProblemCode};
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_field", format!("{field}: {why}"))
+    ApiError::bad_request(ProblemCode::InvalidField, format!("{field}: {why}"))
 }
 
 /// A display name: 1 to 255 characters, no control characters.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use super::lifecycle::{Operation, PowerState, State, TargetPower, allowed_states
 
 /// A flavor as copied into the instance: events carry the sizes so a replay never needs
 /// the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Sizing {
     pub flavor_id: Uuid,
     pub vcpus: u32,
@@ -21,7 +22,7 @@ pub struct Sizing {
 }
 
 /// Everything an instance is created with, references already resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Spec {
     pub short_id: String,
     pub name: String,
@@ -42,7 +43,7 @@ pub struct Spec {
 
 /// A partial update; `None` leaves a field alone. For the optional text fields,
 /// `Some(None)` clears them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Patch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -117,8 +118,19 @@ impl Command {
     }
 }
 
+/// How a stop was asked for. An enum (schema version 2 of `StopRequested`; version 1
+/// stored `{"force": bool}`) so that modes such as hibernation can join later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMode {
+    /// Ask the guest to shut down; a driver reports `Stopped`.
+    Graceful,
+    /// Cut the power at once.
+    Forced,
+}
+
 /// Instance events, stored as `{"type": <variant>, "data": {...}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum Event {
     Created(Box<Spec>),
@@ -126,7 +138,7 @@ pub enum Event {
     StartRequested {},
     Started {},
     StopRequested {
-        force: bool,
+        mode: StopMode,
     },
     Stopped {},
     RebootRequested {
@@ -213,10 +225,15 @@ pub fn decide(state: Option<&Instance>, command: &Command) -> Result<Vec<Event>,
         Command::Create(_) => unreachable!("handled above"),
         Command::Start => vec![Event::StartRequested {}],
         // A forced stop cuts the power at once: nothing is left for a driver to do.
-        Command::Stop { force: true } => {
-            vec![Event::StopRequested { force: true }, Event::Stopped {}]
-        }
-        Command::Stop { force: false } => vec![Event::StopRequested { force: false }],
+        Command::Stop { force: true } => vec![
+            Event::StopRequested {
+                mode: StopMode::Forced,
+            },
+            Event::Stopped {},
+        ],
+        Command::Stop { force: false } => vec![Event::StopRequested {
+            mode: StopMode::Graceful,
+        }],
         Command::Reboot { soft } => vec![Event::RebootRequested { soft: *soft }],
         Command::Resize(sizing) => vec![Event::Resized(sizing.clone())],
         Command::Update(patch) => {
@@ -310,14 +327,13 @@ pub fn evolve(
             TargetPower::On,
             Operation::Start,
         ),
-        Event::StopRequested { force } => request(
+        Event::StopRequested { mode } => request(
             &mut inst,
             State::Stopping,
             TargetPower::Off,
-            if *force {
-                Operation::ForceStop
-            } else {
-                Operation::Stop
+            match mode {
+                StopMode::Forced => Operation::ForceStop,
+                StopMode::Graceful => Operation::Stop,
             },
         ),
         Event::Stopped {} => settle(&mut inst, State::Stopped, PowerState::Off),

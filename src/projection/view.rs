@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::catalog::{Resource, Spec};
@@ -11,7 +13,7 @@ use crate::domain::instance::Instance;
 use crate::domain::lifecycle::{PowerState, State, TargetPower};
 
 /// The instance view of the native API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, ToSchema)]
 pub struct InstanceView {
     pub id: Uuid,
     pub short_id: String,
@@ -69,7 +71,7 @@ impl From<&Instance> for InstanceView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PowerView {
     pub power_state: PowerState,
     pub target_power_state: Option<TargetPower>,
@@ -85,7 +87,7 @@ impl From<&Instance> for PowerView {
 }
 
 /// A catalog resource: its id, its kind's attributes flattened, and its creation time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ResourceView {
     pub id: Uuid,
     #[serde(flatten)]

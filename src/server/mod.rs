@@ -5,6 +5,7 @@ pub mod admin_token;
 pub mod config;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
@@ -38,6 +39,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "the ledger's last event does not match its recorded head; run `ledger verify` and restore from a copy if it fails",
     )?;
     tracing::info!(path = %store.path().display(), position = head.position, "store open");
+    let store_path = store.path().to_path_buf();
     let token = admin_token::load_or_create(&args.data_dir)?;
     let handle = install_metrics()?;
     let upkeep = handle.clone();
@@ -60,19 +62,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(resumed, "picked up pending transitions");
     }
     drop(pending_tx);
-    let driver_task = tokio::spawn(driver::simulated::run(
-        ledger.clone(),
-        pending_rx,
-        driver::simulated::Config {
-            delay: Duration::from_millis(args.driver_delay_ms),
-            failure_rate: args.driver_failure_rate,
-        },
-    ));
+    let driver_running = Arc::new(AtomicBool::new(true));
+    let driver_flag = driver_running.clone();
+    let driver_ledger = ledger.clone();
+    let driver_config = driver::simulated::Config {
+        delay: Duration::from_millis(args.driver_delay_ms),
+        failure_rate: args.driver_failure_rate,
+    };
+    let driver_task = tokio::spawn(async move {
+        driver::simulated::run(driver_ledger, pending_rx, driver_config).await;
+        driver_flag.store(false, Ordering::Relaxed);
+    });
 
     let state = web::Data::new(AppState {
         ledger: ledger.clone(),
         tokens: Tokens::new(&token),
         metrics: Some(handle),
+        store_path: Some(store_path),
+        driver_running,
     });
     let mut server = HttpServer::new(move || {
         App::new()

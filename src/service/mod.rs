@@ -93,6 +93,8 @@ struct Job {
 pub struct Ledger {
     store: Arc<dyn EventStore>,
     queue: mpsc::Sender<Job>,
+    /// The error of the writer's last failed commit, cleared by its next success.
+    last_failure: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Ledger {
@@ -103,12 +105,35 @@ impl Ledger {
         pending: Option<mpsc::UnboundedSender<Pending>>,
     ) -> Result<(Ledger, std::thread::JoinHandle<()>), ServiceError> {
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let handle = writer::spawn(store.clone(), rx, config, pending)?;
-        Ok((Ledger { store, queue }, handle))
+        let last_failure = Arc::new(std::sync::Mutex::new(None));
+        let handle = writer::spawn(store.clone(), rx, config, pending, last_failure.clone())?;
+        Ok((
+            Ledger {
+                store,
+                queue,
+                last_failure,
+            },
+            handle,
+        ))
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
+    }
+
+    /// Whether writes can be expected to succeed: the writer runs and its last commit
+    /// did not fail.
+    pub fn writer_health(&self) -> Result<(), String> {
+        if self.queue.is_closed() {
+            return Err("the writer has stopped".into());
+        }
+        match self.last_failure.lock() {
+            Ok(guard) => match guard.as_ref() {
+                Some(e) => Err(format!("the last commit failed: {e}")),
+                None => Ok(()),
+            },
+            Err(_) => Err("the writer's status is unreadable".into()),
+        }
     }
 
     /// How many writes wait for the writer.

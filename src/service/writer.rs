@@ -2,7 +2,7 @@
 //! state inside one write transaction, appends and projects, commits once (one fsync for
 //! the whole batch) and only then answers every waiting request.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -45,6 +45,7 @@ pub(super) fn spawn(
     rx: mpsc::Receiver<Job>,
     config: WriterConfig,
     pending: Option<mpsc::UnboundedSender<Pending>>,
+    last_failure: Arc<Mutex<Option<String>>>,
 ) -> Result<std::thread::JoinHandle<()>, ServiceError> {
     // Timestamps never run backwards in the log, even if the wall clock does.
     let last_at = {
@@ -65,6 +66,7 @@ pub(super) fn spawn(
         config,
         pending,
         last_at,
+        last_failure,
     };
     std::thread::Builder::new()
         .name("ledger-writer".into())
@@ -78,6 +80,7 @@ struct Writer {
     config: WriterConfig,
     pending: Option<mpsc::UnboundedSender<Pending>>,
     last_at: DateTime<Utc>,
+    last_failure: Arc<Mutex<Option<String>>>,
 }
 
 /// A request's result inside the batch: Err(StoreError) aborts the whole batch.
@@ -116,6 +119,7 @@ impl Writer {
         match outcome {
             Ok(()) => {
                 self.last_at = now;
+                self.record_failure(None);
                 if appended > 0 {
                     metrics::counter!("ledger_commits_total").increment(1);
                     metrics::counter!("ledger_events_appended_total").increment(appended);
@@ -133,12 +137,21 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, requests = jobs.len(), "write batch failed; nothing was committed");
                 metrics::counter!("ledger_commit_failures_total").increment(1);
+                self.record_failure(Some(e.to_string()));
                 for job in jobs {
                     let _ = job.reply.send(Err(ServiceError::Unavailable(format!(
                         "the store failed: {e}"
                     ))));
                 }
             }
+        }
+    }
+}
+
+impl Writer {
+    fn record_failure(&self, failure: Option<String>) {
+        if let Ok(mut guard) = self.last_failure.lock() {
+            *guard = failure;
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The stored envelope of an event and the hash chain over envelopes.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -8,10 +9,9 @@ use uuid::Uuid;
 use crate::domain::catalog::{CatalogEvent, Kind};
 use crate::domain::instance;
 
-/// The current envelope and payload schema version.
-pub const SCHEMA_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StreamKind {
     Instance,
@@ -120,8 +120,14 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn payload(&self) -> Result<Payload, serde_json::Error> {
-        Payload::from_parts(self.stream_kind, &self.event_type, &self.data)
+    /// The payload in the shape this build uses, upcast from an older schema version.
+    pub fn current_data(&self) -> Result<serde_json::Value, String> {
+        super::upcast::upcast(&self.event_type, self.schema_version, self.data.clone())
+    }
+
+    pub fn payload(&self) -> Result<Payload, String> {
+        let data = self.current_data()?;
+        Payload::from_parts(self.stream_kind, &self.event_type, &data).map_err(|e| e.to_string())
     }
 }
 

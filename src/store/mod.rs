@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod redb;
+pub mod upcast;
 
 use uuid::Uuid;
 

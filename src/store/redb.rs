@@ -10,7 +10,7 @@ use ::redb::{
 };
 use uuid::Uuid;
 
-use super::envelope::{self, Envelope, NewEvent, Payload, SCHEMA_VERSION};
+use super::envelope::{self, Envelope, NewEvent, Payload};
 use super::{EventStore, Head, Snapshot, StoreError, WriteTxn};
 use crate::domain::catalog::Resource;
 use crate::domain::instance::{self, Instance};
@@ -434,13 +434,14 @@ impl WriteTxn for RedbWrite<'_> {
         }
         let (event_type, data) = event.payload.to_parts().map_err(io)?;
         let position = self.head.position + 1;
+        let schema_version = super::upcast::current_version(&event_type);
         let env = Envelope {
             position,
             stream_id: event.stream_id,
             stream_kind: event.kind,
             version,
             event_type,
-            schema_version: SCHEMA_VERSION,
+            schema_version,
             data,
             at: event.at,
             actor: event.provenance.actor,

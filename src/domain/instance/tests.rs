@@ -255,7 +255,9 @@ fn events_round_trip_through_their_stored_json_shape() {
     let events = vec![
         Event::Created(Box::new(spec())),
         Event::Provisioned {},
-        Event::StopRequested { force: true },
+        Event::StopRequested {
+            mode: StopMode::Forced,
+        },
         Event::Resized(sizing(3)),
         Event::Updated(Patch {
             hostname: Some(None),
