@@ -16,5 +16,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => actix_web::rt::System::new().block_on(server::serve(args)),
         Command::Verify(args) => server::verify(args),
+        Command::Export(args) => server::export(args),
     }
 }

@@ -23,6 +23,9 @@ pub enum Command {
     /// Check the hash chain end to end and compare every projection with a rebuild from
     /// the log. Needs the server to be stopped (it holds the store open).
     Verify(VerifyArgs),
+    /// Write every stored event to stdout as JSON lines, byte for byte as stored (the
+    /// SHA-256 of each line is its hash). Needs the server to be stopped.
+    Export(VerifyArgs),
 }
 
 #[derive(Debug, Args)]

@@ -121,6 +121,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn export(args: VerifyArgs) -> anyhow::Result<()> {
+    let store = RedbStore::open(&args.data_dir)
+        .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let n = store.export(&mut out).context("export failed")?;
+    tracing::info!(events = n, "exported");
+    Ok(())
+}
+
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let store = RedbStore::open(&args.data_dir)
         .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;

@@ -100,7 +100,7 @@ impl Payload {
 
 /// An event as stored: its place in the log and in its stream, payload and provenance,
 /// and the hash of the previous envelope.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Envelope {
     pub position: u64,
     pub stream_id: Uuid,

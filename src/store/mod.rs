@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod redb;
+pub mod schema;
 pub mod upcast;
 
 use uuid::Uuid;

@@ -81,6 +81,28 @@ impl RedbStore {
         txn.commit().map_err(io)
     }
 
+    /// Writes every stored envelope, exactly as stored, one per line.
+    pub fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+        let read = self.db.begin_read().map_err(io)?;
+        let events = read.open_table(EVENTS).map_err(io)?;
+        let mut n = 0;
+        for row in events.iter().map_err(io)? {
+            let (pos, stored) = row.map_err(io)?;
+            let stored = stored.value();
+            if stored.len() < 32 {
+                return Err(corrupt(
+                    format!("position {}", pos.value()),
+                    "record shorter than its hash",
+                ));
+            }
+            out.write_all(&stored[32..]).map_err(io)?;
+            out.write_all(b"\n").map_err(io)?;
+            n += 1;
+        }
+        out.flush().map_err(io)?;
+        Ok(n)
+    }
+
     /// A cheap start-up check: the last stored event matches its own hash and the recorded
     /// head. `verify` checks everything.
     pub fn check_tail(&self) -> Result<Head, StoreError> {
