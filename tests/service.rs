@@ -202,3 +202,69 @@ proptest! {
         }
     }
 }
+
+/// A store whose next writes fail, like a full disk.
+struct Failing {
+    inner: RedbStore,
+    failures_left: Mutex<u32>,
+}
+
+impl EventStore for Failing {
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut left = self.failures_left.lock().expect("lock");
+        if *left > 0 {
+            *left -= 1;
+            return Err(StoreError::Io("No space left on device".into()));
+        }
+        drop(left);
+        self.inner.write(f)
+    }
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        self.inner.read()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_not_acknowledged_and_makes_the_writer_unhealthy_until_a_success() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Failing {
+        inner: RedbStore::open(dir.path()).expect("open"),
+        failures_left: Mutex::new(1),
+    };
+    let (ledger, writer) =
+        Ledger::start(Arc::new(store), WriterConfig::default(), None).expect("start");
+    let named = |n: &str| ResourceSpec::Named { name: n.into() };
+    assert_eq!(ledger.writer_health(), Ok(()));
+    let failed = ledger.submit(resource(Kind::Image, named("a"))).await;
+    assert!(
+        matches!(failed, Err(ServiceError::Unavailable(_))),
+        "{failed:?}"
+    );
+    let health = ledger.writer_health();
+    assert!(
+        health.as_ref().is_err_and(|e| e.contains("No space left")),
+        "{health:?}"
+    );
+    assert_eq!(
+        ledger
+            .store()
+            .read()
+            .expect("read")
+            .head()
+            .expect("head")
+            .position,
+        0,
+        "nothing was written"
+    );
+
+    ledger
+        .submit(resource(Kind::Image, named("b")))
+        .await
+        .expect("the store recovered");
+    assert_eq!(ledger.writer_health(), Ok(()));
+    drop(ledger);
+    writer.join().expect("writer");
+}

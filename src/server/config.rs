@@ -1,4 +1,5 @@
-//! Command-line and environment configuration (`LEDGER_*`), one typed struct.
+//! Configuration: flags, their `LEDGER_*` environment variables and an optional TOML file,
+//! folded into one typed struct at start-up.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,8 +13,18 @@ use clap::{Args, Parser, Subcommand};
     about = "Event-sourced ledger of cloud VM instances"
 )]
 pub struct Cli {
+    /// Log format: `text` (human, coloured on a terminal) or `json` (one object per line).
+    /// Filter with RUST_LOG, e.g. `RUST_LOG=info,instance_ledger=debug`.
+    #[arg(long, global = true, env = "LEDGER_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +41,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// TOML file with any of these settings (keys as the flags, with `_` for `-`, e.g.
+    /// `listen = "0.0.0.0:8080"`). Flags beat environment variables, which beat the file.
+    #[arg(long, env = "LEDGER_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Directory holding the ledger file and the admin token.
     #[arg(long, env = "LEDGER_DATA_DIR", default_value = "./ledger-data")]
     pub data_dir: PathBuf,
@@ -66,4 +81,82 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     } else {
         Err("must be between 0 and 1".into())
     }
+}
+
+/// Parses the command line, then folds in the `serve` configuration file: each file key
+/// becomes its flag unless the flag was given or its environment variable is set. Unknown
+/// keys and invalid values fail naming the setting and the file.
+pub fn parse() -> Result<Cli, ConfigError> {
+    parse_from(std::env::args_os().collect())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag or environment variable is invalid (or help/version was asked for).
+    #[error(transparent)]
+    Arguments(#[from] clap::Error),
+    /// The configuration file is unreadable or holds an invalid setting.
+    #[error("{0}")]
+    File(String),
+}
+
+pub fn parse_from(args: Vec<std::ffi::OsString>) -> Result<Cli, ConfigError> {
+    use clap::CommandFactory;
+    let cli = Cli::try_parse_from(&args)?;
+    let Command::Serve(serve) = &cli.command else {
+        return Ok(cli);
+    };
+    let Some(path) = serve.config.clone() else {
+        return Ok(cli);
+    };
+    let shown = path.display().to_string();
+    let file_error = ConfigError::File;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| file_error(format!("cannot read config file {shown}: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| file_error(format!("config file {shown} is not valid TOML: {e}")))?;
+    let command = Cli::command();
+    let serve_cmd = command
+        .find_subcommand("serve")
+        .ok_or_else(|| file_error("the serve command is missing".into()))?;
+    let given: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().to_string())
+        .collect();
+    let mut extended = args.clone();
+    for (key, value) in &table {
+        let long = key.replace('_', "-");
+        let arg = serve_cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()) && long != "config")
+            .ok_or_else(|| file_error(format!("config file {shown}: unknown setting `{key}`")))?;
+        let value = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(file_error(format!(
+                    "config file {shown}: setting `{key}` must be a string, number or boolean, not {}",
+                    other.type_str()
+                )));
+            }
+        };
+        let flag = format!("--{long}");
+        let on_command_line = given
+            .iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+        let from_env = arg
+            .get_env()
+            .is_some_and(|name| std::env::var_os(name).is_some());
+        if !on_command_line && !from_env {
+            extended.push(format!("{flag}={value}").into());
+        }
+    }
+    Cli::try_parse_from(&extended).map_err(|e| {
+        let rendered = e.render().to_string();
+        let message = rendered.trim_start_matches("error: ").trim_end();
+        file_error(format!("in config file {shown}: {message}"))
+    })
 }

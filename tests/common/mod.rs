@@ -23,15 +23,24 @@ pub struct Server {
 impl Server {
     /// Starts a server on a fresh data directory.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_with(extra, &[])
+    }
+
+    /// Starts a server on a fresh data directory with extra environment variables.
+    pub fn start_with(extra: &[&str], envs: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
-        let mut s = Server::start_in(&dir, extra);
+        let mut s = Server::start_in_with(&dir, extra, envs);
         s._tmp = Some(tmp);
         s
     }
 
     /// Starts a server on an existing data directory (e.g. after a crash).
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_in_with(dir, extra, &[])
+    }
+
+    pub fn start_in_with(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -48,6 +57,7 @@ impl Server {
             .args(extra)
             .env("LEDGER_ADMIN_TOKEN", TOKEN)
             .env("RUST_LOG", "warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(match log {
                 Some(f) => Stdio::from(f),
@@ -106,6 +116,11 @@ impl Server {
             let _ = c.wait();
             panic!("server did not stop within 20 s of SIGTERM");
         }
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
 
     /// Hands the temporary directory over so it outlives this server (for restarts).
