@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map of modules and how data flows between them.
 
 pub mod api;
+pub mod authz;
 pub mod domain;
 pub mod driver;
 pub mod projection;

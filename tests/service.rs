@@ -16,6 +16,7 @@ use uuid::Uuid;
 fn meta() -> RequestMeta {
     RequestMeta {
         actor: "test".into(),
+        token_id: None,
         request_id: "r".into(),
         origin: "native".into(),
         idempotency: None,

@@ -40,6 +40,7 @@ fn baseline(events: u64) -> anyhow::Result<f64> {
 fn meta() -> RequestMeta {
     RequestMeta {
         actor: "bench".into(),
+        token_id: None,
         request_id: "bench".into(),
         origin: "native".into(),
         idempotency: None,

@@ -12,7 +12,8 @@ use super::instances::list_params;
 use super::openapi::{BadRequest, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType};
 use super::problem::ApiError;
 use super::request::{Body, Ctx};
-use super::{AppState, read, validate};
+use super::{AppState, gate, read, validate};
+use crate::authz::{Action, Object, Principal};
 use crate::domain::catalog::{Kind, Spec};
 use crate::projection::{ResourceView, index};
 use crate::service::{Outcome, WriteCommand, WriteRequest};
@@ -23,7 +24,8 @@ pub trait ResourceBody: DeserializeOwned {
     const KIND: Kind;
     /// The plural path segment under `/v1`.
     const PATH: &'static str;
-    fn into_spec(self, snap: &dyn Snapshot) -> Result<Spec, ApiError>;
+    /// Validates the body, resolving references as the caller may see them.
+    fn into_spec(self, snap: &dyn Snapshot, caller: &Principal) -> Result<Spec, ApiError>;
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -35,7 +37,7 @@ pub struct CustomerBody {
 impl ResourceBody for CustomerBody {
     const KIND: Kind = Kind::Customer;
     const PATH: &'static str = "customers";
-    fn into_spec(self, _: &dyn Snapshot) -> Result<Spec, ApiError> {
+    fn into_spec(self, _: &dyn Snapshot, _: &Principal) -> Result<Spec, ApiError> {
         Ok(Spec::Named {
             name: validate::name("name", &self.name)?,
         })
@@ -52,18 +54,22 @@ pub struct ProjectBody {
 impl ResourceBody for ProjectBody {
     const KIND: Kind = Kind::Project;
     const PATH: &'static str = "projects";
-    fn into_spec(self, snap: &dyn Snapshot) -> Result<Spec, ApiError> {
+    fn into_spec(self, snap: &dyn Snapshot, caller: &Principal) -> Result<Spec, ApiError> {
         let name = validate::name("name", &self.name)?;
+        let unknown = || ApiError::UnknownReference {
+            field: "customer_id".into(),
+            id: self.customer_id.to_string(),
+            kind: Kind::Customer.as_str(),
+        };
         match snap.resource(self.customer_id)? {
             Some(r) if r.kind == Kind::Customer => {}
-            _ => {
-                return Err(ApiError::UnknownReference {
-                    field: "customer_id".into(),
-                    id: self.customer_id.to_string(),
-                    kind: Kind::Customer.as_str(),
-                });
-            }
+            _ => return Err(unknown()),
         }
+        // A customer the caller has no relation with does not exist for it.
+        let object = Object::Customer {
+            id: self.customer_id,
+        };
+        gate::check(caller, Action::CreateProject, &object, unknown())?;
         Ok(Spec::Project {
             name,
             customer_id: self.customer_id,
@@ -83,7 +89,7 @@ pub struct FlavorBody {
 impl ResourceBody for FlavorBody {
     const KIND: Kind = Kind::Flavor;
     const PATH: &'static str = "flavors";
-    fn into_spec(self, _: &dyn Snapshot) -> Result<Spec, ApiError> {
+    fn into_spec(self, _: &dyn Snapshot, _: &Principal) -> Result<Spec, ApiError> {
         validate::range("vcpus", self.vcpus.into(), 1, 1024)?;
         validate::range("memory_mb", self.memory_mb, 1, 64 * 1024 * 1024)?;
         validate::range("disk_gb", self.disk_gb, 0, 1024 * 1024)?;
@@ -105,7 +111,7 @@ pub struct ImageBody {
 impl ResourceBody for ImageBody {
     const KIND: Kind = Kind::Image;
     const PATH: &'static str = "images";
-    fn into_spec(self, _: &dyn Snapshot) -> Result<Spec, ApiError> {
+    fn into_spec(self, _: &dyn Snapshot, _: &Principal) -> Result<Spec, ApiError> {
         Ok(Spec::Named {
             name: validate::name("name", &self.name)?,
         })
@@ -122,7 +128,7 @@ pub struct NetworkBody {
 impl ResourceBody for NetworkBody {
     const KIND: Kind = Kind::Network;
     const PATH: &'static str = "networks";
-    fn into_spec(self, _: &dyn Snapshot) -> Result<Spec, ApiError> {
+    fn into_spec(self, _: &dyn Snapshot, _: &Principal) -> Result<Spec, ApiError> {
         Ok(Spec::Network {
             name: validate::name("name", &self.name)?,
             cidr: validate::cidr(&self.cidr)?,
@@ -140,7 +146,7 @@ pub struct SshKeyBody {
 impl ResourceBody for SshKeyBody {
     const KIND: Kind = Kind::SshKey;
     const PATH: &'static str = "ssh-keys";
-    fn into_spec(self, _: &dyn Snapshot) -> Result<Spec, ApiError> {
+    fn into_spec(self, _: &dyn Snapshot, _: &Principal) -> Result<Spec, ApiError> {
         Ok(Spec::SshKey {
             name: validate::name("name", &self.name)?,
             public_key: validate::public_key(&self.public_key)?,
@@ -162,7 +168,8 @@ pub async fn create<B: ResourceBody + Send + 'static>(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let parsed: B = body.json()?;
-    let spec = read(&state, move |snap| parsed.into_spec(snap)).await?;
+    let caller = ctx.principal.clone();
+    let spec = read(&state, move |snap| parsed.into_spec(snap, &caller)).await?;
     let reply = state
         .ledger
         .submit(WriteRequest {
@@ -188,14 +195,19 @@ pub async fn create<B: ResourceBody + Send + 'static>(
 pub async fn list<B: ResourceBody>(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ctx: Ctx,
 ) -> Result<HttpResponse, ApiError> {
     let params = list_params(req.query_string(), false)?;
+    let caller = ctx.principal.clone();
     let body = read(&state, move |snap| {
-        let page = snap.page(
-            &[index::resource_kind_key(B::KIND)],
-            params.cursor,
-            params.limit,
-        )?;
+        let page = match visible_tenancy(snap, B::KIND, &caller)? {
+            None => snap.page(
+                &[index::resource_kind_key(B::KIND)],
+                params.cursor,
+                params.limit,
+            )?,
+            Some(ids) => page_of(ids, params.cursor, params.limit),
+        };
         let mut items = Vec::with_capacity(page.ids.len());
         for id in &page.ids {
             if let Some(r) = snap.resource(*id)? {
@@ -226,6 +238,59 @@ pub async fn show<B: ResourceBody>(
     }
 }
 
+/// The customers or projects a caller may see, sorted; `None` when it may see all of that
+/// kind. Tenancy lists are small per caller, so they are assembled from its grants.
+fn visible_tenancy(
+    snap: &dyn Snapshot,
+    kind: Kind,
+    caller: &Principal,
+) -> Result<Option<Vec<Uuid>>, ApiError> {
+    if caller.staff || !matches!(kind, Kind::Customer | Kind::Project) {
+        return Ok(None);
+    }
+    let mut ids: Vec<Uuid> = match kind {
+        Kind::Customer => caller
+            .owned_customers
+            .iter()
+            .copied()
+            .chain(caller.project_roles.values().map(|(_, c)| *c))
+            .collect(),
+        _ => {
+            let mut ids: Vec<Uuid> = caller.project_roles.keys().copied().collect();
+            for customer in &caller.owned_customers {
+                let mut after = None;
+                loop {
+                    let page = snap.page(&[index::projects_of_key(*customer)], after, 1000)?;
+                    ids.extend(&page.ids);
+                    match page.next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+            }
+            ids
+        }
+    };
+    ids.sort();
+    ids.dedup();
+    Ok(Some(ids))
+}
+
+fn page_of(ids: Vec<Uuid>, cursor: Option<Uuid>, limit: usize) -> crate::projection::Page {
+    let total = ids.len() as u64;
+    let mut rest: Vec<Uuid> = ids
+        .into_iter()
+        .filter(|id| cursor.is_none_or(|c| *id > c))
+        .collect();
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    crate::projection::Page {
+        next: if more { rest.last().copied() } else { None },
+        ids: rest,
+        total,
+    }
+}
+
 /// The documented, per-kind handlers; each delegates to the generic one.
 macro_rules! kind_handlers {
     ($body:ty, $create:ident, $list:ident, $show:ident, $collection:literal, $item:literal) => {
@@ -244,8 +309,8 @@ macro_rules! kind_handlers {
             params(("limit" = Option<u32>, Query, description = "1 to 1000, default 50"),
                    ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
             responses((status = 200, description = "A page in creation order", body = ResourceList), (status = 400, response = BadRequest)))]
-        pub async fn $list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-            list::<$body>(state, req).await
+        pub async fn $list(state: web::Data<AppState>, req: HttpRequest, ctx: Ctx) -> Result<HttpResponse, ApiError> {
+            list::<$body>(state, req, ctx).await
         }
 
         #[utoipa::path(get, path = $item, tag = "catalog", params(("id" = Uuid, Path)),

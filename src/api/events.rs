@@ -9,9 +9,13 @@ use uuid::Uuid;
 
 use super::openapi::BadRequest;
 use super::problem::{ApiError, ProblemCode};
+use super::request::Ctx;
 use super::{AppState, read};
+use std::collections::HashMap;
+
+use crate::authz::{Action, Decision, Object, Principal, can};
 use crate::store::envelope::hex;
-use crate::store::{Envelope, StreamKind};
+use crate::store::{Envelope, Snapshot, StreamKind};
 
 /// One event as the API shows it; `data` is in the current schema version of its type.
 #[derive(Debug, Serialize, ToSchema)]
@@ -86,7 +90,11 @@ pub struct FeedQuery {
 /// The global feed: every event after a position, in order.
 #[utoipa::path(get, path = "/v1/events", tag = "ledger", params(FeedQuery),
     responses((status = 200, description = "Events in position order", body = Feed), (status = 400, response = BadRequest)))]
-pub async fn feed(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn feed(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: Ctx,
+) -> Result<HttpResponse, ApiError> {
     let q = web::Query::<FeedQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request(ProblemCode::InvalidParameter, e.to_string()))?
         .into_inner();
@@ -98,17 +106,76 @@ pub async fn feed(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         ));
     }
     let after = q.after;
+    let caller = ctx.principal.clone();
     let body = read(&state, move |snap| {
-        let events = snap.read_all(after, limit)?;
-        let next_after = events.last().map_or(after, |e| e.position);
-        let items = events
-            .iter()
-            .map(EventItem::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut visible = Visibility::new(&caller);
+        let mut items = Vec::new();
+        let mut next_after = after;
+        let mut scanned = 0;
+        // Scan a bounded stretch of the log per request; `next_after` says where to go on.
+        while items.len() < limit && scanned < MAX_SCAN {
+            let batch = snap.read_all(next_after, limit.max(100))?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in &batch {
+                scanned += 1;
+                next_after = e.position;
+                if visible.event(snap, e)? {
+                    items.push(EventItem::try_from(e)?);
+                    if items.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
         Ok(Feed { items, next_after })
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// Most events one feed request looks at for a caller who sees few of them.
+const MAX_SCAN: usize = 10_000;
+
+/// Decides, per event, whether the caller may see it: staff and agents see instance
+/// events, staff everything; others the events of instances they may read.
+pub struct Visibility<'a> {
+    caller: &'a Principal,
+    instances: HashMap<Uuid, bool>,
+}
+
+impl<'a> Visibility<'a> {
+    pub fn new(caller: &'a Principal) -> Visibility<'a> {
+        Visibility {
+            caller,
+            instances: HashMap::new(),
+        }
+    }
+
+    pub fn event(&mut self, snap: &dyn Snapshot, e: &Envelope) -> Result<bool, ApiError> {
+        if self.caller.staff {
+            return Ok(true);
+        }
+        if e.stream_kind != StreamKind::Instance {
+            return Ok(false);
+        }
+        if let Some(v) = self.instances.get(&e.stream_id) {
+            return Ok(*v);
+        }
+        let visible = match snap.instance(e.stream_id)? {
+            Some(i) => {
+                let object = Object::Instance {
+                    project: i.spec.project_id,
+                    customer: i.spec.customer_id,
+                };
+                can(self.caller, Action::ReadInstance, &object) == Decision::Allow
+            }
+            None => false,
+        };
+        self.instances.insert(e.stream_id, visible);
+        Ok(visible)
+    }
 }
 
 /// The head of the hash chain.

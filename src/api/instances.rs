@@ -16,7 +16,8 @@ use super::openapi::{
 };
 use super::problem::{ApiError, ProblemCode};
 use super::request::{Body, Ctx};
-use super::{AppState, read, validate};
+use super::{AppState, gate, read, validate};
+use crate::authz::{self, Action, Object};
 use crate::domain::catalog::{Kind, Resource, Spec as ResourceSpec};
 use crate::domain::instance::{self, Command, Patch, Sizing};
 use crate::domain::lifecycle::State;
@@ -183,7 +184,7 @@ fn respond<T: serde::Serialize>(
 fn view_of(reply: &Reply) -> Result<InstanceView, ApiError> {
     match &reply.outcome {
         Outcome::Instance(inst) => Ok(InstanceView::from(&**inst)),
-        Outcome::Resource(_) => Err(ApiError::Internal("expected an instance outcome".into())),
+        _ => Err(ApiError::Internal("expected an instance outcome".into())),
     }
 }
 
@@ -244,6 +245,7 @@ pub async fn create(
         b.network_ids.clone(),
         b.ssh_key_id,
     );
+    let principal = ctx.principal.clone();
     let (customer_id, sizing) = read(&state, move |snap| {
         let (project_id, flavor_id, image_id, network_ids, ssh_key_id) = refs;
         let project = lookup(snap, "project_id", project_id, Kind::Project)?;
@@ -251,6 +253,17 @@ pub async fn create(
             ResourceSpec::Project { customer_id, .. } => customer_id,
             _ => return Err(ApiError::Internal("project without customer".into())),
         };
+        // A project the caller has no relation with does not exist for it.
+        let unknown = ApiError::UnknownReference {
+            field: "project_id".into(),
+            id: project_id.to_string(),
+            kind: Kind::Project.as_str(),
+        };
+        let object = Object::Project {
+            id: project_id,
+            customer: customer_id,
+        };
+        gate::check(&principal, Action::CreateInstance, &object, unknown)?;
         let sizing = sizing(&lookup(snap, "flavor_id", flavor_id, Kind::Flavor)?)?;
         lookup(snap, "image_id", image_id, Kind::Image)?;
         for n in network_ids {
@@ -433,16 +446,16 @@ pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiEr
 /// Lists instances in creation order, filtered and paged.
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", params(InstanceListQuery),
     responses((status = 200, description = "A page", body = InstanceList), (status = 400, response = BadRequest)))]
-pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: Ctx,
+) -> Result<HttpResponse, ApiError> {
     let params = list_params(req.query_string(), true)?;
+    let scopes = authz::instance_scopes(&ctx.principal);
     let body = read(&state, move |snap| {
-        let mut keys: Vec<_> = params.filters.iter().map(Filter::index_key).collect();
-        if keys.is_empty() {
-            keys.push(index::all_instances());
-        }
-        keys.sort();
-        keys.dedup();
-        let page = snap.page(&keys, params.cursor, params.limit)?;
+        let filters: Vec<_> = params.filters.iter().map(Filter::index_key).collect();
+        let page = scoped_page(snap, filters, scopes, params.cursor, params.limit)?;
         let mut items = Vec::with_capacity(page.ids.len());
         for id in &page.ids {
             if let Some(inst) = snap.instance(*id)? {
@@ -457,6 +470,46 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     })
     .await?;
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// One page of the instances matching `filters`, bounded by the caller's scopes (`None`:
+/// everything). Scopes are disjoint, so their pages merge by id and their totals add up;
+/// each costs in proportion to the page.
+fn scoped_page(
+    snap: &dyn Snapshot,
+    filters: Vec<index::IndexKey>,
+    scopes: Option<Vec<index::IndexKey>>,
+    cursor: Option<Uuid>,
+    limit: usize,
+) -> Result<crate::projection::Page, ApiError> {
+    let with = |extra: Option<&index::IndexKey>| {
+        let mut keys = filters.clone();
+        keys.extend(extra.cloned());
+        if keys.is_empty() {
+            keys.push(index::all_instances());
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    };
+    let Some(scopes) = scopes else {
+        return Ok(snap.page(&with(None), cursor, limit)?);
+    };
+    let mut ids = Vec::new();
+    let mut total = 0;
+    let mut more = false;
+    for scope in &scopes {
+        let page = snap.page(&with(Some(scope)), cursor, limit)?;
+        total += page.total;
+        more |= page.next.is_some();
+        ids.extend(page.ids);
+    }
+    ids.sort();
+    ids.dedup();
+    more |= ids.len() > limit;
+    ids.truncate(limit);
+    let next = if more { ids.last().copied() } else { None };
+    Ok(crate::projection::Page { ids, next, total })
 }
 
 async fn load(state: &AppState, raw: String) -> Result<instance::Instance, ApiError> {
@@ -679,6 +732,50 @@ pub async fn destroy(
     }
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailBody {
+    /// Why the transition failed, as the agent saw it.
+    reason: String,
+}
+
+/// An agent reports that the pending transition finished.
+#[utoipa::path(post, path = "/v1/instances/{id}/complete", tag = "instances", request_body(content = Option<NoFields>),
+    params(("id" = String, Path, description = "Instance id or short id"),
+        ("If-Match" = Option<String>, Header, description = "The version the agent was told about")),
+    responses((status = 200, description = "Completed", body = InstanceView, headers(("ETag" = String))),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed)))]
+pub async fn complete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let NoFields {} = body.json_or_default()?;
+    let reply = operate(&state, &ctx, &path, &body.0, vec![Command::Complete]).await?;
+    Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
+}
+
+/// An agent reports that the pending transition failed: the instance goes to `error`.
+#[utoipa::path(post, path = "/v1/instances/{id}/fail", tag = "instances", request_body = FailBody,
+    params(("id" = String, Path, description = "Instance id or short id"),
+        ("If-Match" = Option<String>, Header, description = "The version the agent was told about")),
+    responses((status = 200, description = "Failed", body = InstanceView, headers(("ETag" = String))),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed)))]
+pub async fn fail(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    ctx: Ctx,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let b: FailBody = body.json()?;
+    let reason = validate::name("reason", &b.reason)?;
+    let reply = operate(&state, &ctx, &path, &body.0, vec![Command::Fail { reason }]).await?;
+    Ok(respond(StatusCode::OK, &reply, Some(view_of(&reply)?)))
+}
+
 /// The instance's power state and pending target.
 #[utoipa::path(get, path = "/v1/instances/{id}/power", tag = "instances", params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)")),
     responses((status = 200, description = "Power", body = PowerView, headers(("ETag" = String))), (status = 404, response = NotFound), (status = 410, response = Gone)))]
@@ -713,9 +810,7 @@ pub async fn set_power(
     let reply = operate(&state, &ctx, &path, &body.0, vec![command]).await?;
     let power = match &reply.outcome {
         Outcome::Instance(inst) => PowerView::from(&**inst),
-        Outcome::Resource(_) => {
-            return Err(ApiError::Internal("expected an instance outcome".into()));
-        }
+        _ => return Err(ApiError::Internal("expected an instance outcome".into())),
     };
     Ok(respond(StatusCode::ACCEPTED, &reply, Some(power)))
 }

@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod catalog;
 pub mod events;
+pub mod gate;
+pub mod identity;
 pub mod instances;
 pub mod openapi;
 pub mod ops;

@@ -10,7 +10,8 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use super::problem::Problem;
-use super::{catalog, events, instances, ops};
+use super::{catalog, events, identity, instances, ops, routes};
+use crate::authz::Action;
 
 /// Malformed JSON, wrong types, unknown fields, invalid values or parameters (`code`:
 /// `malformed_json`, `invalid_body`, `invalid_field`, `invalid_parameter`, `invalid_header`).
@@ -26,14 +27,22 @@ pub struct BadRequest(Problem);
 #[allow(dead_code)] // the field only carries the schema into the document
 pub struct Unauthorized(Problem);
 
-/// No such resource (`code`: `not_found`).
+/// The caller may see the object but its role does not allow this (`code`: `forbidden`).
+/// Objects the caller has no relation with answer 404 instead.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)] // the field only carries the schema into the document
+pub struct Forbidden(Problem);
+
+/// No such resource, or none the caller may know of (`code`: `not_found`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 #[allow(dead_code)] // the field only carries the schema into the document
 pub struct NotFound(Problem);
 
 /// The operation is illegal in the instance's state (`code`: `invalid_transition`, with
-/// `operation`, `current_state` and `allowed_states`).
+/// `operation`, `current_state` and `allowed_states`), or a uniqueness rule refused it
+/// (`code`: `conflict`, e.g. a username in use).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 #[allow(dead_code)] // the field only carries the schema into the document
@@ -123,7 +132,45 @@ impl Modify for Common {
                 }
             }
         }
+        // 403 wherever the route's action can be refused to a caller who sees the object.
+        for route in routes::table() {
+            if !forbiddable(route.action) {
+                continue;
+            }
+            let Some(item) = openapi.paths.paths.get_mut(route.path) else {
+                continue;
+            };
+            let op = match route.method.as_str() {
+                "GET" => &mut item.get,
+                "POST" => &mut item.post,
+                "PUT" => &mut item.put,
+                "PATCH" => &mut item.patch,
+                "DELETE" => &mut item.delete,
+                _ => continue,
+            };
+            if let Some(op) = op {
+                op.responses
+                    .responses
+                    .entry("403".to_string())
+                    .or_insert_with(|| {
+                        RefOr::<Response>::Ref(Ref::from_response_name("Forbidden"))
+                    });
+            }
+        }
     }
+}
+
+fn forbiddable(action: Action) -> bool {
+    !matches!(
+        action,
+        Action::Authenticated
+            | Action::ReadCatalog
+            | Action::ReadInstance
+            | Action::ReadCustomer
+            | Action::ReadProject
+            | Action::ReadUser
+            | Action::ManageTokens
+    )
 }
 
 #[derive(OpenApi)]
@@ -137,8 +184,12 @@ impl Modify for Common {
         ops::healthz, ops::readyz, ops::metrics, ops::openapi_json,
         instances::create, instances::list, instances::show, instances::patch, instances::destroy,
         instances::start, instances::stop, instances::reboot, instances::resize, instances::recover,
-        instances::purge, instances::power, instances::set_power, instances::events,
+        instances::purge, instances::complete, instances::fail, instances::power, instances::set_power, instances::events,
         events::feed, events::head,
+        identity::me, identity::create_user, identity::list_users, identity::show_user,
+        identity::issue_token, identity::list_tokens, identity::revoke_token,
+        identity::list_owners, identity::add_owner, identity::remove_owner,
+        identity::list_members, identity::add_member, identity::remove_member,
         catalog::create_customer, catalog::list_customers, catalog::show_customer,
         catalog::create_project, catalog::list_projects, catalog::show_project,
         catalog::create_flavor, catalog::list_flavors, catalog::show_flavor,
@@ -147,7 +198,7 @@ impl Modify for Common {
         catalog::create_ssh_key, catalog::list_ssh_keys, catalog::show_ssh_key,
     ),
     components(schemas(Problem), responses(
-        BadRequest, Unauthorized, NotFound, Conflict, Gone, PreconditionFailed, PayloadTooLarge,
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Gone, PreconditionFailed, PayloadTooLarge,
         UnsupportedMediaType, Unprocessable, Unavailable, Internal,
     )),
     modifiers(&Common),
@@ -155,6 +206,7 @@ impl Modify for Common {
         (name = "instances", description = "Instances and their lifecycle"),
         (name = "catalog", description = "Customers, projects, flavors, images, networks and SSH keys"),
         (name = "ledger", description = "The event log"),
+        (name = "identity", description = "Users, tokens, customer owners and project members"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

@@ -34,6 +34,8 @@ pub enum ProblemCode {
     UnsupportedMediaType,
     UnknownReference,
     IdempotencyKeyReused,
+    Forbidden,
+    Conflict,
     Overloaded,
     Unavailable,
     Internal,
@@ -57,6 +59,8 @@ impl ProblemCode {
             ProblemCode::UnsupportedMediaType => "unsupported_media_type",
             ProblemCode::UnknownReference => "unknown_reference",
             ProblemCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ProblemCode::Forbidden => "forbidden",
+            ProblemCode::Conflict => "conflict",
             ProblemCode::Overloaded => "overloaded",
             ProblemCode::Unavailable => "unavailable",
             ProblemCode::Internal => "internal",
@@ -104,6 +108,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0} not found")]
     NotFound(String),
+    /// A uniqueness rule refused the request (e.g. a username in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// Authenticated, allowed to see the object, not allowed to do this to it.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("no such route")]
     NoRoute,
     #[error("method not allowed")]
@@ -151,6 +161,8 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => *code,
             ApiError::Unauthorized => ProblemCode::Unauthorized,
             ApiError::NotFound(_) | ApiError::NoRoute => ProblemCode::NotFound,
+            ApiError::Forbidden(_) => ProblemCode::Forbidden,
+            ApiError::Conflict(_) => ProblemCode::Conflict,
             ApiError::MethodNotAllowed => ProblemCode::MethodNotAllowed,
             ApiError::Gone => ProblemCode::Gone,
             ApiError::InvalidTransition { .. } => ProblemCode::InvalidTransition,
@@ -170,6 +182,8 @@ impl ApiError {
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::NotFound(_) | ApiError::NoRoute => "Not found",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Conflict(_) => "Conflict",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Gone => "Gone",
             ApiError::InvalidTransition { .. } => "Invalid state transition",
@@ -230,6 +244,8 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone => StatusCode::GONE,
             ApiError::InvalidTransition { .. } => StatusCode::CONFLICT,
@@ -289,6 +305,10 @@ impl From<ServiceError> for ApiError {
                 allowed,
             },
             ServiceError::Domain(DomainError::NotFound) => ApiError::NotFound("instance".into()),
+            ServiceError::Domain(DomainError::NoSuchGrant) => ApiError::NotFound("grant".into()),
+            ServiceError::UsernameTaken(name) => {
+                ApiError::Conflict(format!("the username {name:?} is taken"))
+            }
             ServiceError::Domain(DomainError::AlreadyExists) => {
                 ApiError::Internal("a freshly generated id already exists".into())
             }

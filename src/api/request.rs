@@ -12,17 +12,11 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::problem::{ApiError, ProblemCode};
+use crate::authz::Principal;
 use crate::service::{IdempotencyKey, RequestMeta};
 
 /// Bodies above this size are refused with 413 before they are parsed.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-/// The authenticated caller, put in the request by the auth middleware.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub id: String,
-    pub staff: bool,
-}
 
 /// The request's id: the caller's `X-Request-Id` when usable, else a fresh one.
 #[derive(Debug, Clone)]
@@ -45,6 +39,7 @@ impl Ctx {
     pub fn meta(&self, body: &[u8]) -> RequestMeta {
         RequestMeta {
             actor: self.principal.id.clone(),
+            token_id: self.principal.token_id.map(|t| t.to_string()),
             request_id: self.request_id.clone(),
             origin: "native".into(),
             idempotency: self

@@ -1,70 +1,107 @@
-//! The route table: the one place routes are declared. The server registers exactly these,
-//! grouped per path so an unsupported method answers 405; a test checks the table against
-//! the OpenAPI document in both directions.
+//! The route table: the one place routes are declared, each with the action it performs
+//! and where its object comes from. The server registers exactly these (grouped per path
+//! so an unsupported method answers 405), the gate enforces the policy from them, and a
+//! test checks the table against the OpenAPI document in both directions.
 
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::{Route, web};
 
-use super::catalog;
-use super::{ApiError, events, instances as i, ops};
+use super::{ApiError, catalog as c, events, gate, identity as id, instances as i, ops};
+use crate::authz::Action::{self, *};
+
+/// Where the object of a route's action comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectFrom {
+    /// No object (or a list the handler filters by the caller's scopes).
+    None,
+    /// Named in the request body; the handler checks it after parsing.
+    Body,
+    /// The `{id}` path segment names an instance (uuid or short id).
+    Instance,
+    Project,
+    Customer,
+    User,
+    /// The `{id}` path segment names a token; the object is its user.
+    Token,
+}
 
 pub struct RouteDef {
     pub method: Method,
     /// The full path, with `{id}` placeholders as in the OpenAPI document.
     pub path: &'static str,
+    pub action: Action,
+    pub object: ObjectFrom,
     make: fn() -> Route,
 }
 
 macro_rules! routes {
-    ($($method:ident $path:literal => $handler:expr;)*) => {
+    ($($method:ident $path:literal => $handler:expr, $action:expr, $object:ident;)*) => {
         vec![$(RouteDef {
-            method: Method::from_bytes(stringify!($method).as_bytes()).unwrap_or(Method::GET),
+            method: Method::$method,
             path: $path,
-            make: || web::method(Method::from_bytes(stringify!($method).as_bytes()).unwrap_or(Method::GET)).to($handler),
+            action: $action,
+            object: ObjectFrom::$object,
+            make: || web::method(Method::$method).to($handler),
         },)*]
     };
 }
 
 pub fn table() -> Vec<RouteDef> {
     routes! {
-        GET "/healthz" => ops::healthz;
-        GET "/readyz" => ops::readyz;
-        GET "/metrics" => ops::metrics;
-        GET "/openapi.json" => ops::openapi_json;
-        POST "/v1/instances" => i::create;
-        GET "/v1/instances" => i::list;
-        GET "/v1/instances/{id}" => i::show;
-        PATCH "/v1/instances/{id}" => i::patch;
-        DELETE "/v1/instances/{id}" => i::destroy;
-        POST "/v1/instances/{id}/start" => i::start;
-        POST "/v1/instances/{id}/stop" => i::stop;
-        POST "/v1/instances/{id}/reboot" => i::reboot;
-        POST "/v1/instances/{id}/resize" => i::resize;
-        POST "/v1/instances/{id}/recover" => i::recover;
-        POST "/v1/instances/{id}/purge" => i::purge;
-        GET "/v1/instances/{id}/power" => i::power;
-        PUT "/v1/instances/{id}/power" => i::set_power;
-        GET "/v1/instances/{id}/events" => i::events;
-        GET "/v1/events" => events::feed;
-        GET "/v1/ledger/head" => events::head;
-        POST "/v1/customers" => catalog::create_customer;
-        GET "/v1/customers" => catalog::list_customers;
-        GET "/v1/customers/{id}" => catalog::show_customer;
-        POST "/v1/projects" => catalog::create_project;
-        GET "/v1/projects" => catalog::list_projects;
-        GET "/v1/projects/{id}" => catalog::show_project;
-        POST "/v1/flavors" => catalog::create_flavor;
-        GET "/v1/flavors" => catalog::list_flavors;
-        GET "/v1/flavors/{id}" => catalog::show_flavor;
-        POST "/v1/images" => catalog::create_image;
-        GET "/v1/images" => catalog::list_images;
-        GET "/v1/images/{id}" => catalog::show_image;
-        POST "/v1/networks" => catalog::create_network;
-        GET "/v1/networks" => catalog::list_networks;
-        GET "/v1/networks/{id}" => catalog::show_network;
-        POST "/v1/ssh-keys" => catalog::create_ssh_key;
-        GET "/v1/ssh-keys" => catalog::list_ssh_keys;
-        GET "/v1/ssh-keys/{id}" => catalog::show_ssh_key;
+        GET "/healthz" => ops::healthz, Authenticated, None;
+        GET "/readyz" => ops::readyz, Authenticated, None;
+        GET "/metrics" => ops::metrics, Authenticated, None;
+        GET "/openapi.json" => ops::openapi_json, Authenticated, None;
+        POST "/v1/instances" => i::create, CreateInstance, Body;
+        GET "/v1/instances" => i::list, Authenticated, None;
+        GET "/v1/instances/{id}" => i::show, ReadInstance, Instance;
+        PATCH "/v1/instances/{id}" => i::patch, OperateInstance, Instance;
+        DELETE "/v1/instances/{id}" => i::destroy, OperateInstance, Instance;
+        POST "/v1/instances/{id}/start" => i::start, OperateInstance, Instance;
+        POST "/v1/instances/{id}/stop" => i::stop, OperateInstance, Instance;
+        POST "/v1/instances/{id}/reboot" => i::reboot, OperateInstance, Instance;
+        POST "/v1/instances/{id}/resize" => i::resize, OperateInstance, Instance;
+        POST "/v1/instances/{id}/recover" => i::recover, OperateInstance, Instance;
+        POST "/v1/instances/{id}/purge" => i::purge, OperateInstance, Instance;
+        POST "/v1/instances/{id}/complete" => i::complete, CompleteInstance, Instance;
+        POST "/v1/instances/{id}/fail" => i::fail, CompleteInstance, Instance;
+        GET "/v1/instances/{id}/power" => i::power, ReadInstance, Instance;
+        PUT "/v1/instances/{id}/power" => i::set_power, OperateInstance, Instance;
+        GET "/v1/instances/{id}/events" => i::events, ReadInstance, Instance;
+        GET "/v1/events" => events::feed, Authenticated, None;
+        GET "/v1/ledger/head" => events::head, ReadLedger, None;
+        GET "/v1/me" => id::me, Authenticated, None;
+        POST "/v1/users" => id::create_user, ManageUsers, None;
+        GET "/v1/users" => id::list_users, ManageUsers, None;
+        GET "/v1/users/{id}" => id::show_user, ReadUser, User;
+        POST "/v1/users/{id}/tokens" => id::issue_token, ManageTokens, User;
+        GET "/v1/users/{id}/tokens" => id::list_tokens, ManageTokens, User;
+        DELETE "/v1/tokens/{id}" => id::revoke_token, ManageTokens, Token;
+        GET "/v1/customers/{id}/owners" => id::list_owners, ReadCustomer, Customer;
+        POST "/v1/customers/{id}/owners" => id::add_owner, ManageOwners, Customer;
+        DELETE "/v1/customers/{id}/owners" => id::remove_owner, ManageOwners, Customer;
+        GET "/v1/projects/{id}/members" => id::list_members, ReadProject, Project;
+        POST "/v1/projects/{id}/members" => id::add_member, ManageMembers, Project;
+        DELETE "/v1/projects/{id}/members" => id::remove_member, ManageMembers, Project;
+        POST "/v1/customers" => c::create_customer, CreateCustomer, None;
+        GET "/v1/customers" => c::list_customers, Authenticated, None;
+        GET "/v1/customers/{id}" => c::show_customer, ReadCustomer, Customer;
+        POST "/v1/projects" => c::create_project, CreateProject, Body;
+        GET "/v1/projects" => c::list_projects, Authenticated, None;
+        GET "/v1/projects/{id}" => c::show_project, ReadProject, Project;
+        POST "/v1/flavors" => c::create_flavor, ManageCatalog, None;
+        GET "/v1/flavors" => c::list_flavors, ReadCatalog, None;
+        GET "/v1/flavors/{id}" => c::show_flavor, ReadCatalog, None;
+        POST "/v1/images" => c::create_image, ManageCatalog, None;
+        GET "/v1/images" => c::list_images, ReadCatalog, None;
+        GET "/v1/images/{id}" => c::show_image, ReadCatalog, None;
+        POST "/v1/networks" => c::create_network, ManageCatalog, None;
+        GET "/v1/networks" => c::list_networks, ReadCatalog, None;
+        GET "/v1/networks/{id}" => c::show_network, ReadCatalog, None;
+        POST "/v1/ssh-keys" => c::create_ssh_key, ManageCatalog, None;
+        GET "/v1/ssh-keys" => c::list_ssh_keys, ReadCatalog, None;
+        GET "/v1/ssh-keys/{id}" => c::show_ssh_key, ReadCatalog, None;
     }
 }
 
@@ -73,7 +110,7 @@ async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
 }
 
 /// Registers the routes whose path starts with `prefix`, relative to it, one resource per
-/// path in table order.
+/// path in table order. `/v1` resources pass through the authorization gate.
 pub fn register(cfg: &mut web::ServiceConfig, prefix: &str, exclude: Option<&str>) {
     let table = table();
     let mut paths: Vec<&'static str> = Vec::new();
@@ -89,6 +126,10 @@ pub fn register(cfg: &mut web::ServiceConfig, prefix: &str, exclude: Option<&str
         for r in table.iter().filter(|r| r.path == path) {
             resource = resource.route((r.make)());
         }
-        cfg.service(resource);
+        if path.starts_with("/v1/") {
+            cfg.service(resource.wrap(from_fn(gate::enforce)));
+        } else {
+            cfg.service(resource);
+        }
     }
 }

@@ -125,6 +125,36 @@ pub fn public_key(value: &str) -> Result<String, ApiError> {
     Ok(v.to_string())
 }
 
+/// A login name: 1 to 64 lowercase letters, digits, dots, hyphens and underscores.
+pub fn username(value: &str) -> Result<String, ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(
+            "username",
+            "must be 1 to 64 of a-z, 0-9, '.', '_' and '-'",
+        ))
+    }
+}
+
+pub fn email(value: &str) -> Result<String, ApiError> {
+    let v = value.trim();
+    let ok = v.len() <= 254
+        && v.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(invalid("email", format!("{v:?} is not an email address")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,4 +16,7 @@ pub enum DomainError {
     NotFound,
     #[error("instance already exists")]
     AlreadyExists,
+    /// Removing a grant, owner or token that is not there.
+    #[error("no such grant")]
+    NoSuchGrant,
 }

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod identity;
 pub mod instance;
 pub mod lifecycle;
 pub mod short_id;

@@ -71,6 +71,7 @@ async fn complete(ledger: Ledger, pending: Pending, failure_rate: f64) {
         },
         meta: RequestMeta {
             actor: "driver:simulated".into(),
+            token_id: None,
             request_id: Uuid::now_v7().to_string(),
             origin: "driver".into(),
             idempotency: None,

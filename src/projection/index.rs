@@ -92,7 +92,49 @@ pub fn resource_kind_key(kind: crate::domain::catalog::Kind) -> IndexKey {
 }
 
 pub fn resource_keys(res: &Resource) -> Vec<IndexKey> {
-    vec![resource_kind_key(res.kind)]
+    let mut keys = vec![resource_kind_key(res.kind)];
+    if let crate::domain::catalog::Spec::Project { customer_id, .. } = &res.spec {
+        keys.push(projects_of_key(*customer_id));
+    }
+    keys.extend(res.owners.iter().map(|u| owner_key(*u)));
+    keys.extend(res.members.keys().map(|u| member_key(*u)));
+    keys.sort();
+    keys
+}
+
+/// The projects of a customer.
+pub fn projects_of_key(customer: Uuid) -> IndexKey {
+    key(&["projects_of", &customer.to_string()])
+}
+
+/// Customers a user owns.
+pub fn owner_key(user: Uuid) -> IndexKey {
+    key(&["owner", &user.to_string()])
+}
+
+/// Projects a user holds a role on.
+pub fn member_key(user: Uuid) -> IndexKey {
+    key(&["member", &user.to_string()])
+}
+
+pub fn users_key() -> IndexKey {
+    key(&["kind", "user"])
+}
+
+pub fn username_key(username: &str) -> IndexKey {
+    key(&["username", username])
+}
+
+/// Finds the user a token id belongs to.
+pub fn token_key(token: Uuid) -> IndexKey {
+    key(&["token", &token.to_string()])
+}
+
+pub fn user_keys(user: &crate::domain::identity::User) -> Vec<IndexKey> {
+    let mut keys = vec![users_key(), username_key(&user.username)];
+    keys.extend(user.tokens.keys().map(|t| token_key(*t)));
+    keys.sort();
+    keys
 }
 
 /// A page of ids in creation order, with the cursor to continue after it.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::DomainError;
 use crate::domain::catalog::{self, Kind, Resource};
+use crate::domain::identity;
 use crate::domain::instance::{self, Instance};
 use crate::store::{EventStore, StoreError};
 pub use idempotency::IdempotencyKey;
@@ -21,6 +22,8 @@ pub use writer::{Pending, WriterConfig};
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub actor: String,
+    /// The caller's token id, recorded with every event it causes.
+    pub token_id: Option<String>,
     pub request_id: String,
     pub origin: String,
     pub idempotency: Option<IdempotencyKey>,
@@ -39,6 +42,17 @@ pub enum WriteCommand {
         kind: Kind,
         spec: catalog::Spec,
     },
+    /// Adds or removes a customer owner or project member.
+    Grant {
+        resource_id: Uuid,
+        grant: catalog::Grant,
+    },
+    /// The writer assigns the id and checks that the username is free.
+    CreateUser(identity::NewUser),
+    User {
+        id: Uuid,
+        command: identity::UserCommand,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +70,7 @@ pub struct WriteRequest {
 pub enum Outcome {
     Instance(Box<Instance>),
     Resource(Resource),
+    User(Box<identity::User>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +90,8 @@ pub enum ServiceError {
     VersionMismatch { expected: u64, actual: u64 },
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,
+    #[error("the username {0:?} is taken")]
+    UsernameTaken(String),
     #[error("the write queue is full")]
     Overloaded,
     #[error("the ledger is not accepting writes: {0}")]

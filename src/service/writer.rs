@@ -11,9 +11,11 @@ use uuid::Uuid;
 
 use super::idempotency::Record;
 use super::{Job, Outcome, Reply, ServiceError, WriteCommand, WriteRequest};
-use crate::domain::catalog::Resource;
+use crate::domain::catalog::{Grant, Resource};
+use crate::domain::identity::{self, UserCommand};
 use crate::domain::instance::{self, Instance};
 use crate::domain::{DomainError, short_id};
+use crate::projection::index;
 use crate::store::envelope::{Payload, Provenance};
 use crate::store::{EventStore, NewEvent, StoreError, StreamKind, WriteTxn};
 
@@ -199,6 +201,7 @@ fn process(
     }
     let provenance = Provenance {
         actor: req.meta.actor.clone(),
+        token_id: req.meta.token_id.clone(),
         request_id: req.meta.request_id.clone(),
         origin: req.meta.origin.clone(),
         idempotency_key: req.meta.idempotency.as_ref().map(|k| k.key.clone()),
@@ -213,7 +216,7 @@ fn process(
             Resource::decide_create(None, *kind, spec.clone())
                 .map_err(ServiceError::Domain)
                 .map(|event| {
-                    let resource = Resource::evolve(id, &event, now);
+                    let resource = Resource::evolve(None, id, &event, now);
                     let new = NewEvent {
                         stream_id: id,
                         version: 1,
@@ -225,6 +228,26 @@ fn process(
                     (Outcome::Resource(resource), vec![new])
                 })
         }
+        WriteCommand::Grant { resource_id, grant } => {
+            grant_change(txn, *resource_id, grant, now, &provenance)?
+        }
+        WriteCommand::CreateUser(new) => {
+            if txn
+                .first_with(&index::username_key(&new.username))?
+                .is_some()
+            {
+                Err(ServiceError::UsernameTaken(new.username.clone()))
+            } else {
+                user_change(
+                    txn,
+                    Uuid::now_v7(),
+                    &UserCommand::Create(new.clone()),
+                    now,
+                    &provenance,
+                )?
+            }
+        }
+        WriteCommand::User { id, command } => user_change(txn, *id, command, now, &provenance)?,
     };
     let (outcome, events) = match decided {
         Ok(d) => d,
@@ -256,6 +279,89 @@ fn process(
 }
 
 type Decided = Result<(Outcome, Vec<NewEvent>), ServiceError>;
+
+/// Gives decided payloads their stream versions after `current`, in order.
+fn stamp(
+    id: Uuid,
+    kind: StreamKind,
+    current: u64,
+    payloads: impl IntoIterator<Item = Payload>,
+    now: DateTime<Utc>,
+    provenance: &Provenance,
+) -> Vec<NewEvent> {
+    payloads
+        .into_iter()
+        .zip(current + 1..)
+        .map(|(payload, version)| NewEvent {
+            stream_id: id,
+            version,
+            kind,
+            payload,
+            at: now,
+            provenance: provenance.clone(),
+        })
+        .collect()
+}
+
+fn grant_change(
+    txn: &mut dyn WriteTxn,
+    id: Uuid,
+    grant: &Grant,
+    now: DateTime<Utc>,
+    provenance: &Provenance,
+) -> Result<Decided, StoreError> {
+    let Some(resource) = txn.resource(id)? else {
+        return Ok(Err(ServiceError::Domain(DomainError::NotFound)));
+    };
+    let events = match resource.decide_grant(grant) {
+        Ok(events) => events,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let kind = StreamKind::from(resource.kind);
+    let state = events
+        .iter()
+        .fold(resource, |r, e| Resource::evolve(Some(r), id, e, now));
+    let current = txn.stream_version(id)?;
+    let new = stamp(
+        id,
+        kind,
+        current,
+        events.into_iter().map(Payload::Catalog),
+        now,
+        provenance,
+    );
+    Ok(Ok((Outcome::Resource(state), new)))
+}
+
+fn user_change(
+    txn: &mut dyn WriteTxn,
+    id: Uuid,
+    command: &UserCommand,
+    now: DateTime<Utc>,
+    provenance: &Provenance,
+) -> Result<Decided, StoreError> {
+    let current = txn.user(id)?;
+    let events = match identity::decide(current.as_ref(), command) {
+        Ok(events) => events,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let state = events
+        .iter()
+        .fold(current, |u, e| Some(identity::evolve(u, id, e, now)));
+    let version = txn.stream_version(id)?;
+    let new = stamp(
+        id,
+        StreamKind::User,
+        version,
+        events.into_iter().map(Payload::User),
+        now,
+        provenance,
+    );
+    match state {
+        Some(user) => Ok(Ok((Outcome::User(Box::new(user)), new))),
+        None => Ok(Err(ServiceError::Domain(DomainError::NotFound))),
+    }
+}
 
 fn create_instance(
     txn: &mut dyn WriteTxn,

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::catalog::{CatalogEvent, Kind};
+use crate::domain::identity::UserEvent;
 use crate::domain::instance;
 
 #[derive(
@@ -21,6 +22,7 @@ pub enum StreamKind {
     Image,
     Network,
     SshKey,
+    User,
 }
 
 impl From<Kind> for StreamKind {
@@ -40,6 +42,8 @@ impl From<Kind> for StreamKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
     pub actor: String,
+    /// The token the actor authenticated with (absent for the bootstrap token and drivers).
+    pub token_id: Option<String>,
     pub request_id: String,
     pub origin: String,
     pub idempotency_key: Option<String>,
@@ -62,6 +66,7 @@ pub struct NewEvent {
 pub enum Payload {
     Instance(instance::Event),
     Catalog(CatalogEvent),
+    User(UserEvent),
 }
 
 impl Payload {
@@ -70,6 +75,7 @@ impl Payload {
         let value = match self {
             Payload::Instance(e) => serde_json::to_value(e)?,
             Payload::Catalog(e) => serde_json::to_value(e)?,
+            Payload::User(e) => serde_json::to_value(e)?,
         };
         let mut obj = match value {
             serde_json::Value::Object(obj) => obj,
@@ -93,6 +99,7 @@ impl Payload {
         let tagged = serde_json::json!({ "type": ty, "data": data });
         Ok(match kind {
             StreamKind::Instance => Payload::Instance(serde_json::from_value(tagged)?),
+            StreamKind::User => Payload::User(serde_json::from_value(tagged)?),
             _ => Payload::Catalog(serde_json::from_value(tagged)?),
         })
     }
@@ -112,6 +119,9 @@ pub struct Envelope {
     pub data: serde_json::Value,
     pub at: DateTime<Utc>,
     pub actor: String,
+    /// The token the actor used, when it used one of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
     pub request_id: String,
     pub origin: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ pub mod upcast;
 use uuid::Uuid;
 
 use crate::domain::catalog::Resource;
+use crate::domain::identity::User;
 use crate::domain::instance::Instance;
 use crate::projection::{IndexKey, Page};
 pub use envelope::{Envelope, NewEvent, StreamKind};
@@ -43,9 +44,14 @@ pub struct Head {
 pub trait WriteTxn {
     fn instance(&mut self, id: Uuid) -> Result<Option<Instance>, StoreError>;
     fn resource(&mut self, id: Uuid) -> Result<Option<Resource>, StoreError>;
+    fn user(&mut self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// The first id carrying an index key (e.g. the user holding a username).
+    fn first_with(&mut self, key: &[u8]) -> Result<Option<Uuid>, StoreError>;
     fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError>;
     fn idempotency(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError>;
+    /// The stream's current version (0 if it has no events), including this transaction's.
+    fn stream_version(&mut self, id: Uuid) -> Result<u64, StoreError>;
     /// The position of the last event, including those appended in this transaction.
     fn head_position(&mut self) -> Result<u64, StoreError>;
     /// Appends one event at the stream's next version, chains its hash and updates the
@@ -59,6 +65,7 @@ pub trait Snapshot {
     fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError>;
     fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError>;
     fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError>;
+    fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
     fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Ids carrying every key (AND), in id (= creation) order, strictly after `after`.
     fn page(

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::envelope::{self, Envelope, NewEvent, Payload};
 use super::{EventStore, Head, Snapshot, StoreError, WriteTxn};
 use crate::domain::catalog::Resource;
+use crate::domain::identity::{self, User};
 use crate::domain::instance::{self, Instance};
 use crate::projection::{IndexKey, Page, index as projection};
 
@@ -25,6 +26,7 @@ const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempote
 /// Projections: rebuilt from the log by `verify`, which compares them byte for byte.
 const INSTANCES: TableDefinition<u128, &[u8]> = TableDefinition::new("instances");
 const RESOURCES: TableDefinition<u128, &[u8]> = TableDefinition::new("resources");
+const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids");
 /// (u16 length, index key, id) -> (): one sorted run of ids per key.
 const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
@@ -168,6 +170,7 @@ impl RedbStore {
         let rebuilt = scratch.begin_read().map_err(io)?;
         report.instances = compare(&read, &rebuilt, INSTANCES)?;
         compare(&read, &rebuilt, RESOURCES)?;
+        compare(&read, &rebuilt, USERS)?;
         compare(&read, &rebuilt, SHORT_IDS)?;
         report.index_entries = compare(&read, &rebuilt, INDEX)?;
         compare(&read, &rebuilt, INDEX_COUNTS)?;
@@ -292,6 +295,7 @@ fn encode_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 struct Projection<'t> {
     instances: Table<'t, u128, &'static [u8]>,
     resources: Table<'t, u128, &'static [u8]>,
+    users: Table<'t, u128, &'static [u8]>,
     short_ids: Table<'t, &'static str, u128>,
     index: Table<'t, &'static [u8], ()>,
     counts: Table<'t, &'static [u8], u64>,
@@ -301,6 +305,7 @@ fn open_projection(txn: &WriteTransaction) -> Result<Projection<'_>, StoreError>
     Ok(Projection {
         instances: txn.open_table(INSTANCES).map_err(io)?,
         resources: txn.open_table(RESOURCES).map_err(io)?,
+        users: txn.open_table(USERS).map_err(io)?,
         short_ids: txn.open_table(SHORT_IDS).map_err(io)?,
         index: txn.open_table(INDEX).map_err(io)?,
         counts: txn.open_table(INDEX_COUNTS).map_err(io)?,
@@ -312,6 +317,20 @@ impl Projection<'_> {
         let guard = self.instances.get(id.as_u128()).map_err(io)?;
         guard
             .map(|g| decode_json(&format!("instance {id}"), g.value()))
+            .transpose()
+    }
+
+    fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError> {
+        let guard = self.resources.get(id.as_u128()).map_err(io)?;
+        guard
+            .map(|g| decode_json(&format!("resource {id}"), g.value()))
+            .transpose()
+    }
+
+    fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let guard = self.users.get(id.as_u128()).map_err(io)?;
+        guard
+            .map(|g| decode_json(&format!("user {id}"), g.value()))
             .transpose()
     }
 
@@ -338,10 +357,25 @@ impl Projection<'_> {
                 Ok(Some(new))
             }
             Payload::Catalog(event) => {
-                let res = Resource::evolve(env.stream_id, event, env.at);
-                self.reindex(env.stream_id, &[], &projection::resource_keys(&res))?;
+                let old = self.resource(env.stream_id)?;
+                let old_keys = old
+                    .as_ref()
+                    .map(projection::resource_keys)
+                    .unwrap_or_default();
+                let res = Resource::evolve(old, env.stream_id, event, env.at);
+                self.reindex(env.stream_id, &old_keys, &projection::resource_keys(&res))?;
                 self.resources
                     .insert(env.stream_id.as_u128(), encode_json(&res)?.as_slice())
+                    .map_err(io)?;
+                Ok(None)
+            }
+            Payload::User(event) => {
+                let old = self.user(env.stream_id)?;
+                let old_keys = old.as_ref().map(projection::user_keys).unwrap_or_default();
+                let user = identity::evolve(old, env.stream_id, event, env.at);
+                self.reindex(env.stream_id, &old_keys, &projection::user_keys(&user))?;
+                self.users
+                    .insert(env.stream_id.as_u128(), encode_json(&user)?.as_slice())
                     .map_err(io)?;
                 Ok(None)
             }
@@ -412,10 +446,15 @@ impl WriteTxn for RedbWrite<'_> {
     }
 
     fn resource(&mut self, id: Uuid) -> Result<Option<Resource>, StoreError> {
-        let guard = self.projection.resources.get(id.as_u128()).map_err(io)?;
-        guard
-            .map(|g| decode_json(&format!("resource {id}"), g.value()))
-            .transpose()
+        self.projection.resource(id)
+    }
+
+    fn user(&mut self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.projection.user(id)
+    }
+
+    fn first_with(&mut self, key: &[u8]) -> Result<Option<Uuid>, StoreError> {
+        Ok(RedbRead::seek(&self.projection.index, key, 0)?.map(Uuid::from_u128))
     }
 
     fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError> {
@@ -439,6 +478,10 @@ impl WriteTxn for RedbWrite<'_> {
         self.idempotency.insert(key, record).map_err(io)?;
         self.dirty = true;
         Ok(())
+    }
+
+    fn stream_version(&mut self, id: Uuid) -> Result<u64, StoreError> {
+        last_version(&self.streams, id)
     }
 
     fn head_position(&mut self) -> Result<u64, StoreError> {
@@ -467,6 +510,7 @@ impl WriteTxn for RedbWrite<'_> {
             data,
             at: event.at,
             actor: event.provenance.actor,
+            token_id: event.provenance.token_id,
             request_id: event.provenance.request_id,
             origin: event.provenance.origin,
             idempotency_key: event.provenance.idempotency_key,
@@ -634,6 +678,14 @@ impl Snapshot for RedbRead {
             .map(|g| Uuid::from_u128(g.value())))
     }
 
+    fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let t = self.txn.open_table(USERS).map_err(io)?;
+        let guard = t.get(id.as_u128()).map_err(io)?;
+        guard
+            .map(|g| decode_json(&format!("user {id}"), g.value()))
+            .transpose()
+    }
+
     fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError> {
         let t = self.txn.open_table(RESOURCES).map_err(io)?;
         let guard = t.get(id.as_u128()).map_err(io)?;
@@ -751,6 +803,7 @@ mod tests {
                         at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
                         provenance: Provenance {
                             actor: "t".into(),
+                            token_id: None,
                             request_id: "r".into(),
                             origin: "native".into(),
                             idempotency_key: None,
@@ -803,6 +856,7 @@ mod tests {
                 at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
                 provenance: Provenance {
                     actor: "t".into(),
+                    token_id: None,
                     request_id: "r".into(),
                     origin: "native".into(),
                     idempotency_key: None,

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use super::envelope::Envelope;
 use super::upcast::current_version;
 use crate::domain::catalog::CatalogEvent;
+use crate::domain::identity::UserEvent;
 use crate::domain::instance;
 use crate::projection::InstanceView;
 
@@ -93,6 +94,7 @@ pub fn files() -> Vec<(String, String)> {
     for (ty, schema) in per_variant(to_value::<instance::Event>())
         .into_iter()
         .chain(per_variant(to_value::<CatalogEvent>()))
+        .chain(per_variant(to_value::<UserEvent>()))
     {
         out.push(event_file(&ty, current_version(&ty), schema));
     }
