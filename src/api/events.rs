@@ -30,6 +30,9 @@ pub struct EventItem {
     pub event_type: String,
     pub at: DateTime<Utc>,
     pub actor: String,
+    /// The token the actor used, when it used one of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
     pub request_id: String,
     pub origin: String,
     #[schema(value_type = Object)]
@@ -47,6 +50,7 @@ impl TryFrom<&Envelope> for EventItem {
             event_type: e.event_type.clone(),
             at: e.at,
             actor: e.actor.clone(),
+            token_id: e.token_id.clone(),
             request_id: e.request_id.clone(),
             origin: e.origin.clone(),
             data: e

@@ -129,7 +129,10 @@ pub async fn enforce(
         return Ok(req.error_response(e));
     };
     let raw = req.match_info().get("id").unwrap_or_default().to_string();
-    let decision = if matches!(from, ObjectFrom::None | ObjectFrom::Body) {
+    let decision = if from == ObjectFrom::Body {
+        // The handler checks the object named in the body once it has parsed it.
+        Ok(())
+    } else if from == ObjectFrom::None {
         check(
             &principal,
             action,
