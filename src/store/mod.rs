@@ -7,6 +7,7 @@ pub mod redb;
 pub mod schema;
 pub mod upcast;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::catalog::Resource;
@@ -76,6 +77,23 @@ pub trait Snapshot {
     ) -> Result<Page, StoreError>;
     fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError>;
     fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
+
+    // As-of reads: the state after every event up to and including `position`.
+
+    /// The last position committed at or before `at` (0 before the first event).
+    fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// One instance folded from its own stream up to `position`.
+    fn instance_at(&self, id: Uuid, position: u64) -> Result<Option<Instance>, StoreError>;
+    /// Like `page`, over the history intervals: ids carrying every key at `position`.
+    fn page_at(
+        &self,
+        keys: &[IndexKey],
+        position: u64,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+    /// The fleet's state hash after `position`.
+    fn state_hash_at(&self, position: u64) -> Result<[u8; 32], StoreError>;
 }
 
 pub trait EventStore: Send + Sync + 'static {

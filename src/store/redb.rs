@@ -8,6 +8,7 @@ use ::redb::{
     Builder, Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
     TableHandle, WriteTransaction,
 };
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::envelope::{self, Envelope, NewEvent, Payload};
@@ -31,6 +32,19 @@ const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids")
 /// (u16 length, index key, id) -> (): one sorted run of ids per key.
 const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
 const INDEX_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("index_counts");
+/// History for as-of reads, kept for instance index keys: (u16 length, key, id, from
+/// position) -> to position (`u64::MAX` while open). The id was under the key at every
+/// position P with from <= P < to.
+const HISTORY: TableDefinition<&[u8], u64> = TableDefinition::new("history");
+/// (u16 length, key, position) -> how many instances carried the key after that event.
+const COUNT_HISTORY: TableDefinition<&[u8], u64> = TableDefinition::new("count_history");
+/// Event time (ns since the epoch) -> the last position committed at that time.
+const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
+/// Position -> the instance created there: ids grow with creation, so the last creation
+/// at or before P bounds every as-of scan at P.
+const CREATIONS: TableDefinition<u64, u128> = TableDefinition::new("creations");
+/// Position -> the fleet's state hash after that event (written when an instance changes).
+const STATE_HASHES: TableDefinition<u64, &[u8]> = TableDefinition::new("state_hashes");
 
 const HEAD_KEY: &str = "head";
 const FILE_NAME: &str = "ledger.redb";
@@ -174,6 +188,11 @@ impl RedbStore {
         compare(&read, &rebuilt, SHORT_IDS)?;
         report.index_entries = compare(&read, &rebuilt, INDEX)?;
         compare(&read, &rebuilt, INDEX_COUNTS)?;
+        compare(&read, &rebuilt, HISTORY)?;
+        compare(&read, &rebuilt, COUNT_HISTORY)?;
+        compare(&read, &rebuilt, TIMES)?;
+        compare(&read, &rebuilt, CREATIONS)?;
+        compare(&read, &rebuilt, STATE_HASHES)?;
         report.head = head;
         Ok(report)
     }
@@ -282,6 +301,94 @@ fn index_entry(key: &[u8], id: u128) -> Vec<u8> {
     out
 }
 
+fn history_entry(key: &[u8], id: u128, from: u64) -> Vec<u8> {
+    let mut out = index_entry(key, id);
+    out.extend_from_slice(&from.to_be_bytes());
+    out
+}
+
+fn count_entry(key: &[u8], position: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + key.len() + 8);
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&position.to_be_bytes());
+    out
+}
+
+/// A multiset hash of the fleet: the sum, modulo 2^256, of SHA-256(id || state) over
+/// every instance that is not purged. Adding and removing one instance's term is constant
+/// time, and any replay of the same log reaches the same value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateHash([u64; 4]);
+
+impl StateHash {
+    fn term(id: Uuid, state: &[u8]) -> [u64; 4] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(id.as_bytes());
+        h.update(state);
+        let d: [u8; 32] = h.finalize().into();
+        let mut limbs = [0u64; 4];
+        for (i, limb) in limbs.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&d[i * 8..i * 8 + 8]);
+            *limb = u64::from_le_bytes(b);
+        }
+        limbs
+    }
+
+    fn add(&mut self, id: Uuid, state: &[u8]) {
+        let t = Self::term(id, state);
+        let mut carry = 0u64;
+        for (limb, x) in self.0.iter_mut().zip(t) {
+            let (s1, c1) = limb.overflowing_add(x);
+            let (s2, c2) = s1.overflowing_add(carry);
+            *limb = s2;
+            carry = u64::from(c1) + u64::from(c2);
+        }
+    }
+
+    fn remove(&mut self, id: Uuid, state: &[u8]) {
+        let t = Self::term(id, state);
+        let mut borrow = 0u64;
+        for (limb, x) in self.0.iter_mut().zip(t) {
+            let (d1, b1) = limb.overflowing_sub(x);
+            let (d2, b2) = d1.overflowing_sub(borrow);
+            *limb = d2;
+            borrow = u64::from(b1) + u64::from(b2);
+        }
+    }
+
+    /// The hash of a whole fleet: (id, stored state bytes) of every non-purged instance.
+    pub fn of<'a>(fleet: impl IntoIterator<Item = (Uuid, &'a [u8])>) -> [u8; 32] {
+        let mut h = StateHash::default();
+        for (id, state) in fleet {
+            h.add(id, state);
+        }
+        h.to_bytes()
+    }
+
+    pub fn to_bytes(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, limb) in self.0.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&limb.to_le_bytes());
+        }
+        out
+    }
+
+    fn from_bytes(raw: &[u8]) -> StateHash {
+        let mut limbs = [0u64; 4];
+        for (i, limb) in limbs.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            if let Some(chunk) = raw.get(i * 8..i * 8 + 8) {
+                b.copy_from_slice(chunk);
+            }
+            *limb = u64::from_le_bytes(b);
+        }
+        StateHash(limbs)
+    }
+}
+
 fn decode_json<T: serde::de::DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(raw).map_err(|e| corrupt(what.to_string(), e))
 }
@@ -299,10 +406,28 @@ struct Projection<'t> {
     short_ids: Table<'t, &'static str, u128>,
     index: Table<'t, &'static [u8], ()>,
     counts: Table<'t, &'static [u8], u64>,
+    history: Table<'t, &'static [u8], u64>,
+    count_history: Table<'t, &'static [u8], u64>,
+    times: Table<'t, i64, u64>,
+    creations: Table<'t, u64, u128>,
+    state_hashes: Table<'t, u64, &'static [u8]>,
+    /// The running state hash, as of the last event applied.
+    state_hash: StateHash,
 }
 
 fn open_projection(txn: &WriteTransaction) -> Result<Projection<'_>, StoreError> {
+    let state_hashes = txn.open_table(STATE_HASHES).map_err(io)?;
+    let state_hash = match state_hashes.last().map_err(io)? {
+        Some((_, v)) => StateHash::from_bytes(v.value()),
+        None => StateHash::default(),
+    };
     Ok(Projection {
+        history: txn.open_table(HISTORY).map_err(io)?,
+        count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
+        times: txn.open_table(TIMES).map_err(io)?,
+        creations: txn.open_table(CREATIONS).map_err(io)?,
+        state_hashes,
+        state_hash,
         instances: txn.open_table(INSTANCES).map_err(io)?,
         resources: txn.open_table(RESOURCES).map_err(io)?,
         users: txn.open_table(USERS).map_err(io)?,
@@ -335,10 +460,20 @@ impl Projection<'_> {
     }
 
     fn apply(&mut self, env: &Envelope, payload: &Payload) -> Result<Option<Instance>, StoreError> {
+        let nanos = env.at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        self.times.insert(nanos, env.position).map_err(io)?;
         match payload {
             Payload::Instance(event) => {
                 let id = env.stream_id;
-                let old = self.instance(id)?;
+                let old_bytes = self
+                    .instances
+                    .get(id.as_u128())
+                    .map_err(io)?
+                    .map(|g| g.value().to_vec());
+                let old: Option<Instance> = old_bytes
+                    .as_deref()
+                    .map(|b| decode_json(&format!("instance {id}"), b))
+                    .transpose()?;
                 let old_keys = old
                     .as_ref()
                     .map(projection::instance_keys)
@@ -347,12 +482,27 @@ impl Projection<'_> {
                     self.short_ids
                         .insert(spec.short_id.as_str(), id.as_u128())
                         .map_err(io)?;
+                    self.creations
+                        .insert(env.position, id.as_u128())
+                        .map_err(io)?;
                 }
                 let new = instance::evolve(old, id, event, env.version, env.at);
                 let new_keys = projection::instance_keys(&new);
-                self.reindex(id, &old_keys, &new_keys)?;
+                self.reindex(id, &old_keys, &new_keys, Some(env.position))?;
+                let new_bytes = encode_json(&new)?;
+                // The fleet's state hash: a sum of per-instance hashes, so one instance
+                // changing updates it in constant time. Purged instances leave the fleet.
+                if let Some(b) = &old_bytes {
+                    self.state_hash.remove(id, b);
+                }
+                if new.state != crate::domain::lifecycle::State::Purged {
+                    self.state_hash.add(id, &new_bytes);
+                }
+                self.state_hashes
+                    .insert(env.position, self.state_hash.to_bytes().as_slice())
+                    .map_err(io)?;
                 self.instances
-                    .insert(id.as_u128(), encode_json(&new)?.as_slice())
+                    .insert(id.as_u128(), new_bytes.as_slice())
                     .map_err(io)?;
                 Ok(Some(new))
             }
@@ -363,7 +513,12 @@ impl Projection<'_> {
                     .map(projection::resource_keys)
                     .unwrap_or_default();
                 let res = Resource::evolve(old, env.stream_id, event, env.at);
-                self.reindex(env.stream_id, &old_keys, &projection::resource_keys(&res))?;
+                self.reindex(
+                    env.stream_id,
+                    &old_keys,
+                    &projection::resource_keys(&res),
+                    None,
+                )?;
                 self.resources
                     .insert(env.stream_id.as_u128(), encode_json(&res)?.as_slice())
                     .map_err(io)?;
@@ -373,7 +528,12 @@ impl Projection<'_> {
                 let old = self.user(env.stream_id)?;
                 let old_keys = old.as_ref().map(projection::user_keys).unwrap_or_default();
                 let user = identity::evolve(old, env.stream_id, event, env.at);
-                self.reindex(env.stream_id, &old_keys, &projection::user_keys(&user))?;
+                self.reindex(
+                    env.stream_id,
+                    &old_keys,
+                    &projection::user_keys(&user),
+                    None,
+                )?;
                 self.users
                     .insert(env.stream_id.as_u128(), encode_json(&user)?.as_slice())
                     .map_err(io)?;
@@ -382,23 +542,66 @@ impl Projection<'_> {
         }
     }
 
-    fn reindex(&mut self, id: Uuid, old: &[IndexKey], new: &[IndexKey]) -> Result<(), StoreError> {
+    /// Moves `id` from the `old` keys to the `new` ones. With a position (instances), the
+    /// membership intervals and counts are also recorded for as-of reads.
+    fn reindex(
+        &mut self,
+        id: Uuid,
+        old: &[IndexKey],
+        new: &[IndexKey],
+        history: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let raw = id.as_u128();
         for key in old.iter().filter(|k| !new.contains(k)) {
             self.index
-                .remove(index_entry(key, id.as_u128()).as_slice())
+                .remove(index_entry(key, raw).as_slice())
                 .map_err(io)?;
-            self.bump(key, -1)?;
+            let count = self.bump(key, -1)?;
+            if let Some(position) = history {
+                let open = {
+                    let lo = history_entry(key, raw, 0);
+                    let hi = history_entry(key, raw, u64::MAX);
+                    let mut range = self
+                        .history
+                        .range(lo.as_slice()..=hi.as_slice())
+                        .map_err(io)?;
+                    match range.next_back() {
+                        Some(row) => {
+                            let (k, to) = row.map_err(io)?;
+                            (to.value() == u64::MAX).then(|| k.value().to_vec())
+                        }
+                        None => None,
+                    }
+                };
+                if let Some(entry) = open {
+                    self.history
+                        .insert(entry.as_slice(), position)
+                        .map_err(io)?;
+                }
+                self.count_history
+                    .insert(count_entry(key, position).as_slice(), count)
+                    .map_err(io)?;
+            }
         }
         for key in new.iter().filter(|k| !old.contains(k)) {
             self.index
-                .insert(index_entry(key, id.as_u128()).as_slice(), ())
+                .insert(index_entry(key, raw).as_slice(), ())
                 .map_err(io)?;
-            self.bump(key, 1)?;
+            let count = self.bump(key, 1)?;
+            if let Some(position) = history {
+                self.history
+                    .insert(history_entry(key, raw, position).as_slice(), u64::MAX)
+                    .map_err(io)?;
+                self.count_history
+                    .insert(count_entry(key, position).as_slice(), count)
+                    .map_err(io)?;
+            }
         }
         Ok(())
     }
 
-    fn bump(&mut self, key: &[u8], delta: i64) -> Result<(), StoreError> {
+    /// Adjusts a key's count and returns the new one.
+    fn bump(&mut self, key: &[u8], delta: i64) -> Result<u64, StoreError> {
         let current = self
             .counts
             .get(key)
@@ -411,7 +614,7 @@ impl Projection<'_> {
         } else {
             self.counts.insert(key, next).map_err(io)?;
         }
-        Ok(())
+        Ok(next)
     }
 }
 
@@ -620,14 +823,14 @@ impl RedbRead {
         }
     }
 
-    /// Leapfrog intersection of the sorted id runs of `keys`: each step seeks the next
-    /// candidate in one run, so a page costs seeks in proportion to what it skips and
-    /// returns, never a scan of the fleet.
+    /// Leapfrog intersection of sorted id runs: `seek(key, t)` gives the first id >= t in
+    /// a key's run. Each step seeks the next candidate in one run, so a page costs seeks
+    /// in proportion to what it skips and returns, never a scan of the fleet.
     fn intersect(
-        index: &impl ReadableTable<&'static [u8], ()>,
         keys: &[IndexKey],
         start: u128,
         limit: usize,
+        mut seek: impl FnMut(&[u8], u128) -> Result<Option<u128>, StoreError>,
     ) -> Result<Vec<u128>, StoreError> {
         let mut out = Vec::new();
         if keys.is_empty() || limit == 0 {
@@ -637,7 +840,7 @@ impl RedbRead {
         let mut agreed = 0;
         let mut i = 0;
         loop {
-            match Self::seek(index, &keys[i], target)? {
+            match seek(&keys[i], target)? {
                 None => return Ok(out),
                 Some(id) if id == target => agreed += 1,
                 Some(id) => {
@@ -654,6 +857,48 @@ impl RedbRead {
                 agreed = 0;
             }
             i = (i + 1) % keys.len();
+        }
+    }
+
+    /// The first id >= `from`, at most `last`, that carried `key` at `position`.
+    fn seek_at(
+        history: &impl ReadableTable<&'static [u8], u64>,
+        key: &[u8],
+        from: u128,
+        last: u128,
+        position: u64,
+    ) -> Result<Option<u128>, StoreError> {
+        if from > last {
+            return Ok(None);
+        }
+        let lo = history_entry(key, from, 0);
+        let hi = history_entry(key, last, u64::MAX);
+        for row in history.range(lo.as_slice()..=hi.as_slice()).map_err(io)? {
+            let (k, to) = row.map_err(io)?;
+            let raw = k.value();
+            let n = raw.len();
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&raw[n - 24..n - 8]);
+            let mut start = [0u8; 8];
+            start.copy_from_slice(&raw[n - 8..]);
+            if u64::from_be_bytes(start) <= position && position < to.value() {
+                return Ok(Some(u128::from_be_bytes(id)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn paged(mut ids: Vec<u128>, limit: usize, total: u64) -> Page {
+        let next = if ids.len() > limit {
+            ids.truncate(limit);
+            ids.last().copied().map(Uuid::from_u128)
+        } else {
+            None
+        };
+        Page {
+            ids: ids.into_iter().map(Uuid::from_u128).collect(),
+            next,
+            total,
         }
     }
 }
@@ -717,18 +962,10 @@ impl Snapshot for RedbRead {
             }
             Some(id) => id.as_u128() + 1,
         };
-        let mut ids = Self::intersect(&index, keys, start, limit.saturating_add(1))?;
-        let next = if ids.len() > limit {
-            ids.truncate(limit);
-            ids.last().copied().map(Uuid::from_u128)
-        } else {
-            None
-        };
-        Ok(Page {
-            ids: ids.into_iter().map(Uuid::from_u128).collect(),
-            next,
-            total: self.total(&index, keys)?,
-        })
+        let ids = Self::intersect(keys, start, limit.saturating_add(1), |k, t| {
+            Self::seek(&index, k, t)
+        })?;
+        Ok(Self::paged(ids, limit, self.total(&index, keys)?))
     }
 
     fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError> {
@@ -741,6 +978,99 @@ impl Snapshot for RedbRead {
             out.push(self.event(&events, pos.value())?);
         }
         Ok(out)
+    }
+
+    fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        let times = self.txn.open_table(TIMES).map_err(io)?;
+        let nanos = at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        let last = times.range(..=nanos).map_err(io)?.next_back();
+        match last {
+            Some(row) => Ok(row.map_err(io)?.1.value()),
+            None => Ok(0),
+        }
+    }
+
+    fn instance_at(&self, id: Uuid, position: u64) -> Result<Option<Instance>, StoreError> {
+        let streams = self.txn.open_table(STREAMS).map_err(io)?;
+        let events = self.txn.open_table(EVENTS).map_err(io)?;
+        let raw = id.as_u128();
+        let mut state: Option<Instance> = None;
+        for row in streams.range((raw, 0)..=(raw, u64::MAX)).map_err(io)? {
+            let (_, pos) = row.map_err(io)?;
+            if pos.value() > position {
+                break;
+            }
+            let env = self.event(&events, pos.value())?;
+            match env
+                .payload()
+                .map_err(|e| corrupt(format!("position {}", env.position), e))?
+            {
+                Payload::Instance(event) => {
+                    state = Some(instance::evolve(state, id, &event, env.version, env.at));
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(state)
+    }
+
+    fn page_at(
+        &self,
+        keys: &[IndexKey],
+        position: u64,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let creations = self.txn.open_table(CREATIONS).map_err(io)?;
+        let last = match creations.range(..=position).map_err(io)?.next_back() {
+            Some(row) => row.map_err(io)?.1.value(),
+            None => {
+                return Ok(Page {
+                    ids: vec![],
+                    next: None,
+                    total: 0,
+                });
+            }
+        };
+        let history = self.txn.open_table(HISTORY).map_err(io)?;
+        let start = match after {
+            None => 0,
+            Some(id) if id.as_u128() == u128::MAX => u128::MAX,
+            Some(id) => id.as_u128() + 1,
+        };
+        let seek = |k: &[u8], t: u128| Self::seek_at(&history, k, t, last, position);
+        let ids = Self::intersect(keys, start, limit.saturating_add(1), seek)?;
+        let total = match keys {
+            [] => 0,
+            [one] => {
+                let counts = self.txn.open_table(COUNT_HISTORY).map_err(io)?;
+                let lo = count_entry(one, 0);
+                let hi = count_entry(one, position);
+                match counts
+                    .range(lo.as_slice()..=hi.as_slice())
+                    .map_err(io)?
+                    .next_back()
+                {
+                    Some(row) => row.map_err(io)?.1.value(),
+                    None => 0,
+                }
+            }
+            many => Self::intersect(many, 0, usize::MAX, seek)?.len() as u64,
+        };
+        Ok(Self::paged(ids, limit, total))
+    }
+
+    fn state_hash_at(&self, position: u64) -> Result<[u8; 32], StoreError> {
+        let hashes = self.txn.open_table(STATE_HASHES).map_err(io)?;
+        let last = hashes.range(..=position).map_err(io)?.next_back();
+        match last {
+            Some(row) => Ok(StateHash::from_bytes(row.map_err(io)?.1.value()).to_bytes()),
+            None => Ok(StateHash::default().to_bytes()),
+        }
     }
 
     fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
@@ -776,7 +1106,9 @@ impl RedbRead {
                     .map(|g| g.value())
                     .unwrap_or(0))
             }
-            many => Ok(Self::intersect(index, many, 0, usize::MAX)?.len() as u64),
+            many => Ok(
+                Self::intersect(many, 0, usize::MAX, |k, t| Self::seek(index, k, t))?.len() as u64,
+            ),
         }
     }
 }
