@@ -102,6 +102,11 @@ async fn openapi_document_is_valid_3_1_and_matches_the_registered_routes() {
             .await
             .expect("request");
         let status = r.status();
+        // The live feed never ends: its status is the answer.
+        if path.ends_with("/events/stream") {
+            assert_eq!(status, StatusCode::OK, "{method} {path}");
+            continue;
+        }
         let body: Value = r.json().await.unwrap_or(Value::Null);
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert_ne!(body["detail"], "no such route", "{method} {path}");
@@ -157,6 +162,8 @@ async fn openapi_document_is_valid_3_1_and_matches_the_registered_routes() {
     for p in INSTANCE_LIST_PARAMS {
         let value = match p {
             "state" => "running",
+            "as_of" => "2026-01-01T00:00:00Z",
+            "at_position" => "1",
             "limit" => "5",
             "tag" => "env:prod",
             "project_id" | "customer_id" | "flavor_id" | "image_id" | "cursor" => uuid,

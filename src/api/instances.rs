@@ -16,7 +16,7 @@ use super::openapi::{
 };
 use super::problem::{ApiError, ProblemCode};
 use super::request::{Body, Ctx};
-use super::{AppState, gate, read, validate};
+use super::{AppState, gate, history, read, validate};
 use crate::authz::{self, Action, Object};
 use crate::domain::catalog::{Kind, Resource, Spec as ResourceSpec};
 use crate::domain::instance::{self, Command, Patch, Sizing};
@@ -139,6 +139,10 @@ fn sizing(flavor: &Resource) -> Result<Sizing, ApiError> {
 }
 
 /// A path id: the uuid, or the short id (`i-xxxxxxxx`) looked up in the projection.
+pub fn resolve_id_in(snap: &dyn Snapshot, raw: &str) -> Result<Uuid, ApiError> {
+    resolve(snap, raw)
+}
+
 fn resolve(snap: &dyn Snapshot, raw: &str) -> Result<Uuid, ApiError> {
     if let Ok(id) = Uuid::parse_str(raw) {
         return Ok(id);
@@ -323,6 +327,10 @@ pub struct InstanceList {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct InstanceListQuery {
+    /// List the fleet as it was at this time (RFC 3339).
+    as_of: Option<String>,
+    /// List the fleet as it was after this log position.
+    at_position: Option<u64>,
     state: Option<State>,
     project_id: Option<Uuid>,
     customer_id: Option<Uuid>,
@@ -341,7 +349,9 @@ pub struct InstanceListQuery {
 }
 
 /// The query parameters `GET /v1/instances` accepts: the filters plus paging.
-pub const INSTANCE_LIST_PARAMS: [&str; 12] = [
+pub const INSTANCE_LIST_PARAMS: [&str; 14] = [
+    "as_of",
+    "at_position",
     "state",
     "project_id",
     "customer_id",
@@ -361,6 +371,8 @@ pub struct ListParams {
     pub filters: Vec<Filter>,
     pub limit: usize,
     pub cursor: Option<Uuid>,
+    /// List as the fleet was at this point (`as_of` / `at_position`).
+    pub at: Option<history::Point>,
 }
 
 fn uuid_param(name: &str, v: &str) -> Result<Uuid, ApiError> {
@@ -372,14 +384,47 @@ fn uuid_param(name: &str, v: &str) -> Result<Uuid, ApiError> {
     })
 }
 
+/// One list filter from a query parameter; `None` when the name is not a filter.
+pub fn parse_filter(k: &str, v: String) -> Result<Option<Filter>, ApiError> {
+    Ok(Some(match k {
+        "state" => Filter::State(State::parse(&v).ok_or_else(|| {
+            ApiError::bad_request(
+                ProblemCode::InvalidParameter,
+                format!("state {v:?} is not a lifecycle state"),
+            )
+        })?),
+        "project_id" => Filter::ProjectId(uuid_param(k, &v)?),
+        "customer_id" => Filter::CustomerId(uuid_param(k, &v)?),
+        "flavor_id" => Filter::FlavorId(uuid_param(k, &v)?),
+        "image_id" => Filter::ImageId(uuid_param(k, &v)?),
+        "hostname" => Filter::Hostname(v.to_ascii_lowercase()),
+        "name" => Filter::Name(v),
+        "security_group" => Filter::SecurityGroup(v),
+        "availability_zone" => Filter::AvailabilityZone(v),
+        "tag" => {
+            let (tk, tv) = v.split_once(':').ok_or_else(|| {
+                ApiError::bad_request(ProblemCode::InvalidParameter, "tag must be key:value")
+            })?;
+            Filter::Tag(tk.to_string(), tv.to_string())
+        }
+        _ => return Ok(None),
+    }))
+}
+
 pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiError> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+    let mut pairs = web::Query::<Vec<(String, String)>>::from_query(query)
         .map_err(|e| ApiError::bad_request(ProblemCode::InvalidParameter, e.to_string()))?
         .into_inner();
+    let at = if allow_filters {
+        history::take_point(&mut pairs)?
+    } else {
+        None
+    };
     let mut params = ListParams {
         filters: Vec::new(),
         limit: 50,
         cursor: None,
+        at,
     };
     for (k, v) in pairs {
         let filter = match k.as_str() {
@@ -411,32 +456,15 @@ pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiEr
                     format!("unknown query parameter {k:?}"),
                 ));
             }
-            "state" => Filter::State(State::parse(&v).ok_or_else(|| {
-                ApiError::bad_request(
-                    ProblemCode::InvalidParameter,
-                    format!("state {v:?} is not a lifecycle state"),
-                )
-            })?),
-            "project_id" => Filter::ProjectId(uuid_param(&k, &v)?),
-            "customer_id" => Filter::CustomerId(uuid_param(&k, &v)?),
-            "flavor_id" => Filter::FlavorId(uuid_param(&k, &v)?),
-            "image_id" => Filter::ImageId(uuid_param(&k, &v)?),
-            "hostname" => Filter::Hostname(v.to_ascii_lowercase()),
-            "name" => Filter::Name(v),
-            "security_group" => Filter::SecurityGroup(v),
-            "availability_zone" => Filter::AvailabilityZone(v),
-            "tag" => {
-                let (tk, tv) = v.split_once(':').ok_or_else(|| {
-                    ApiError::bad_request(ProblemCode::InvalidParameter, "tag must be key:value")
-                })?;
-                Filter::Tag(tk.to_string(), tv.to_string())
-            }
-            _ => {
-                return Err(ApiError::bad_request(
-                    ProblemCode::InvalidParameter,
-                    format!("unknown query parameter {k:?}"),
-                ));
-            }
+            _ => match parse_filter(&k, v)? {
+                Some(f) => f,
+                None => {
+                    return Err(ApiError::bad_request(
+                        ProblemCode::InvalidParameter,
+                        format!("unknown query parameter {k:?}"),
+                    ));
+                }
+            },
         };
         params.filters.push(filter);
     }
@@ -455,10 +483,15 @@ pub async fn list(
     let scopes = authz::instance_scopes(&ctx.principal);
     let body = read(&state, move |snap| {
         let filters: Vec<_> = params.filters.iter().map(Filter::index_key).collect();
-        let page = scoped_page(snap, filters, scopes, params.cursor, params.limit)?;
+        let at = params.at.map(|p| p.resolve(snap)).transpose()?;
+        let page = scoped_page(snap, filters, scopes, params.cursor, params.limit, at)?;
         let mut items = Vec::with_capacity(page.ids.len());
         for id in &page.ids {
-            if let Some(inst) = snap.instance(*id)? {
+            let inst = match at {
+                None => snap.instance(*id)?,
+                Some(p) => snap.instance_at(*id, p)?,
+            };
+            if let Some(inst) = inst {
                 items.push(InstanceView::from(&inst));
             }
         }
@@ -481,6 +514,7 @@ fn scoped_page(
     scopes: Option<Vec<index::IndexKey>>,
     cursor: Option<Uuid>,
     limit: usize,
+    at: Option<u64>,
 ) -> Result<crate::projection::Page, ApiError> {
     let with = |extra: Option<&index::IndexKey>| {
         let mut keys = filters.clone();
@@ -492,14 +526,18 @@ fn scoped_page(
         keys.dedup();
         keys
     };
+    let page = |keys: &[index::IndexKey]| match at {
+        None => snap.page(keys, cursor, limit),
+        Some(p) => snap.page_at(keys, p, cursor, limit),
+    };
     let Some(scopes) = scopes else {
-        return Ok(snap.page(&with(None), cursor, limit)?);
+        return Ok(page(&with(None))?);
     };
     let mut ids = Vec::new();
     let mut total = 0;
     let mut more = false;
     for scope in &scopes {
-        let page = snap.page(&with(Some(scope)), cursor, limit)?;
+        let page = page(&with(Some(scope)))?;
         total += page.total;
         more |= page.next.is_some();
         ids.extend(page.ids);
@@ -526,16 +564,46 @@ async fn load(state: &AppState, raw: String) -> Result<instance::Instance, ApiEr
 }
 
 /// Shows an instance.
-#[utoipa::path(get, path = "/v1/instances/{id}", tag = "instances", params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)")),
+#[utoipa::path(get, path = "/v1/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "Instance id (uuid) or short id (`i-xxxxxxxx`)"),
+        ("as_of" = Option<String>, Query, description = "The instance as it was at this time (RFC 3339)"),
+        ("at_position" = Option<u64>, Query, description = "The instance as it was after this log position")),
     responses(
         (status = 200, description = "The instance", body = InstanceView, headers(("ETag" = String))),
-        (status = 404, response = NotFound), (status = 410, response = Gone),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 410, response = Gone),
     ))]
 pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let inst = load(&state, path.into_inner()).await?;
+    let mut pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request(ProblemCode::InvalidParameter, e.to_string()))?
+        .into_inner();
+    let point = history::take_point(&mut pairs)?;
+    if let Some((k, _)) = pairs.first() {
+        return Err(ApiError::bad_request(
+            ProblemCode::InvalidParameter,
+            format!("unknown query parameter {k:?}"),
+        ));
+    }
+    let inst = match point {
+        None => load(&state, path.into_inner()).await?,
+        Some(point) => {
+            let raw = path.into_inner();
+            let inst = read(&state, move |snap| {
+                let id = resolve(snap, &raw)?;
+                let at = point.resolve(snap)?;
+                snap.instance_at(id, at)?
+                    .ok_or_else(|| ApiError::NotFound(format!("instance {raw} at position {at}")))
+            })
+            .await?;
+            if inst.state == State::Purged {
+                return Err(ApiError::Gone);
+            }
+            inst
+        }
+    };
     Ok(HttpResponse::Ok()
         .insert_header(header::ETag(etag(inst.version)))
         .json(InstanceView::from(&inst)))

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod events;
 pub mod gate;
+pub mod history;
 pub mod identity;
 pub mod instances;
 pub mod openapi;

@@ -10,7 +10,7 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi, ToResponse};
 
 use super::problem::Problem;
-use super::{catalog, events, identity, instances, ops, routes};
+use super::{catalog, events, history, identity, instances, ops, routes};
 use crate::authz::Action;
 
 /// Malformed JSON, wrong types, unknown fields, invalid values or parameters (`code`:
@@ -185,7 +185,8 @@ fn forbiddable(action: Action) -> bool {
         instances::create, instances::list, instances::show, instances::patch, instances::destroy,
         instances::start, instances::stop, instances::reboot, instances::resize, instances::recover,
         instances::purge, instances::complete, instances::fail, instances::power, instances::set_power, instances::events,
-        events::feed, events::head,
+        events::feed, events::stream, events::head, events::digest,
+        history::diff, history::fleet_changes,
         identity::me, identity::create_user, identity::list_users, identity::show_user,
         identity::issue_token, identity::list_tokens, identity::revoke_token,
         identity::list_owners, identity::add_owner, identity::remove_owner,

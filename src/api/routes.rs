@@ -7,7 +7,7 @@ use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{Route, web};
 
-use super::{ApiError, catalog as c, events, gate, identity as id, instances as i, ops};
+use super::{ApiError, catalog as c, events, gate, history, identity as id, instances as i, ops};
 use crate::authz::Action::{self, *};
 
 /// Where the object of a route's action comes from.
@@ -69,8 +69,12 @@ pub fn table() -> Vec<RouteDef> {
         GET "/v1/instances/{id}/power" => i::power, ReadInstance, Instance;
         PUT "/v1/instances/{id}/power" => i::set_power, OperateInstance, Instance;
         GET "/v1/instances/{id}/events" => i::events, ReadInstance, Instance;
+        GET "/v1/instances/{id}/diff" => history::diff, ReadInstance, Instance;
+        GET "/v1/changes" => history::fleet_changes, Authenticated, None;
         GET "/v1/events" => events::feed, Authenticated, None;
+        GET "/v1/events/stream" => events::stream, Authenticated, None;
         GET "/v1/ledger/head" => events::head, ReadLedger, None;
+        GET "/v1/ledger/digest" => events::digest, ReadLedger, None;
         GET "/v1/me" => id::me, Authenticated, None;
         POST "/v1/users" => id::create_user, ManageUsers, None;
         GET "/v1/users" => id::list_users, ManageUsers, None;

@@ -7,7 +7,7 @@ pub mod writer;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use crate::domain::DomainError;
@@ -112,6 +112,8 @@ pub struct Ledger {
     queue: mpsc::Sender<Job>,
     /// The error of the writer's last failed commit, cleared by its next success.
     last_failure: Arc<std::sync::Mutex<Option<String>>>,
+    /// The head position after each commit: wakes live readers (the store is the truth).
+    commits: watch::Receiver<u64>,
 }
 
 impl Ledger {
@@ -123,12 +125,22 @@ impl Ledger {
     ) -> Result<(Ledger, std::thread::JoinHandle<()>), ServiceError> {
         let (queue, rx) = mpsc::channel(config.queue_capacity.max(1));
         let last_failure = Arc::new(std::sync::Mutex::new(None));
-        let handle = writer::spawn(store.clone(), rx, config, pending, last_failure.clone())?;
+        let head = store.read()?.head()?.position;
+        let (commits_tx, commits) = watch::channel(head);
+        let handle = writer::spawn(
+            store.clone(),
+            rx,
+            config,
+            pending,
+            last_failure.clone(),
+            commits_tx,
+        )?;
         Ok((
             Ledger {
                 store,
                 queue,
                 last_failure,
+                commits,
             },
             handle,
         ))
@@ -151,6 +163,11 @@ impl Ledger {
             },
             Err(_) => Err("the writer's status is unreadable".into()),
         }
+    }
+
+    /// A receiver that changes whenever a commit moves the head.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
     }
 
     /// How many writes wait for the writer.

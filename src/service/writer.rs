@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::idempotency::Record;
@@ -48,6 +48,7 @@ pub(super) fn spawn(
     config: WriterConfig,
     pending: Option<mpsc::UnboundedSender<Pending>>,
     last_failure: Arc<Mutex<Option<String>>>,
+    commits: watch::Sender<u64>,
 ) -> Result<std::thread::JoinHandle<()>, ServiceError> {
     // Timestamps never run backwards in the log, even if the wall clock does.
     let last_at = {
@@ -69,6 +70,7 @@ pub(super) fn spawn(
         pending,
         last_at,
         last_failure,
+        commits,
     };
     std::thread::Builder::new()
         .name("ledger-writer".into())
@@ -83,6 +85,7 @@ struct Writer {
     pending: Option<mpsc::UnboundedSender<Pending>>,
     last_at: DateTime<Utc>,
     last_failure: Arc<Mutex<Option<String>>>,
+    commits: watch::Sender<u64>,
 }
 
 /// A request's result inside the batch: Err(StoreError) aborts the whole batch.
@@ -108,6 +111,7 @@ impl Writer {
         let started = Instant::now();
         let mut results: Vec<Result<Reply, ServiceError>> = Vec::with_capacity(jobs.len());
         let mut appended = 0u64;
+        let mut head = 0u64;
         let outcome = self.store.write(&mut |txn| {
             results.clear();
             appended = 0;
@@ -115,6 +119,7 @@ impl Writer {
                 let result = process(txn, &job.request, now, &mut appended)?;
                 results.push(result);
             }
+            head = txn.head_position()?;
             Ok(())
         });
         let elapsed = started.elapsed().as_secs_f64();
@@ -122,6 +127,9 @@ impl Writer {
             Ok(()) => {
                 self.last_at = now;
                 self.record_failure(None);
+                if appended > 0 {
+                    self.commits.send_replace(head);
+                }
                 if appended > 0 {
                     metrics::counter!("ledger_commits_total").increment(1);
                     metrics::counter!("ledger_events_appended_total").increment(appended);

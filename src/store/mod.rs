@@ -92,6 +92,8 @@ pub trait Snapshot {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Page, StoreError>;
+    /// The stored hash of the event at `position`.
+    fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError>;
     /// The fleet's state hash after `position`.
     fn state_hash_at(&self, position: u64) -> Result<[u8; 32], StoreError>;
 }
