@@ -177,13 +177,7 @@ pub async fn feed(
     ctx: Ctx,
 ) -> Result<HttpResponse, ApiError> {
     let q = FeedQuery::parse(req.query_string())?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            ProblemCode::InvalidParameter,
-            "limit must be an integer from 1 to 1000",
-        ));
-    }
+    let limit = super::request::page_limit(&q.limit.unwrap_or(100).to_string())?;
     let caller = ctx.principal.clone();
     let body = read(&state, move |snap| {
         let (items, next_after) = scan(snap, &caller, &q, q.after, limit)?;

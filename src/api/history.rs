@@ -268,18 +268,7 @@ pub async fn fleet_changes(
         match k.as_str() {
             "since" => since = Some(Point::either("since", &v)?),
             "until" => until = Some(Point::either("until", &v)?),
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            ProblemCode::InvalidParameter,
-                            "limit must be an integer from 1 to 1000",
-                        )
-                    })?
-            }
+            "limit" => limit = super::request::page_limit(&v)?,
             _ => match parse_filter(&k, v)? {
                 Some(f) => filters.push(f),
                 None => {

@@ -429,16 +429,7 @@ pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiEr
     for (k, v) in pairs {
         let filter = match k.as_str() {
             "limit" => {
-                params.limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            ProblemCode::InvalidParameter,
-                            "limit must be an integer from 1 to 1000",
-                        )
-                    })?;
+                params.limit = super::request::page_limit(&v)?;
                 continue;
             }
             "cursor" => {

@@ -15,6 +15,19 @@ use super::problem::{ApiError, ProblemCode};
 use crate::authz::Principal;
 use crate::service::{IdempotencyKey, RequestMeta};
 
+/// A page size: 1 to 1000.
+pub fn page_limit(raw: &str) -> Result<usize, ApiError> {
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                ProblemCode::InvalidParameter,
+                "limit must be an integer from 1 to 1000",
+            )
+        })
+}
+
 /// Bodies above this size are refused with 413 before they are parsed.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
