@@ -381,10 +381,7 @@ pub async fn digest(
         .into_inner();
     let point = super::history::take_point(&mut pairs)?;
     if let Some((k, _)) = pairs.first() {
-        return Err(ApiError::bad_request(
-            ProblemCode::InvalidParameter,
-            format!("unknown query parameter {k:?}"),
-        ));
+        return Err(super::request::unknown_parameter(k));
     }
     let body = read(&state, move |snap| {
         let head = snap.head()?;

@@ -39,14 +39,19 @@ pub fn check(
 }
 
 /// (method, path pattern) -> the route's action and object source.
-type Rules = HashMap<(String, &'static str), (Action, ObjectFrom)>;
+type Rules = HashMap<(String, String), (Action, ObjectFrom)>;
 
 fn rules() -> &'static Rules {
     static RULES: OnceLock<Rules> = OnceLock::new();
     RULES.get_or_init(|| {
         table()
             .into_iter()
-            .map(|r| ((r.method.to_string(), r.path), (r.action, r.object)))
+            .map(|r| {
+                (
+                    (r.method.to_string(), r.path.to_string()),
+                    (r.action, r.object),
+                )
+            })
             .collect()
     })
 }
@@ -60,7 +65,8 @@ pub fn load_object(
 ) -> Result<Option<Object>, StoreError> {
     let uuid = Uuid::try_parse(raw).ok();
     Ok(match from {
-        ObjectFrom::None | ObjectFrom::Body => Some(Object::None),
+        // The gate decides these without loading anything.
+        ObjectFrom::None | ObjectFrom::Body => None,
         ObjectFrom::Instance => {
             let id = match uuid {
                 Some(id) => Some(id),
@@ -110,9 +116,8 @@ pub async fn enforce(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let pattern = req.match_pattern().unwrap_or_default();
     let rule = rules()
-        .iter()
-        .find(|((m, p), _)| m == req.method().as_str() && *p == pattern)
-        .map(|(_, rule)| *rule);
+        .get(&(req.method().to_string(), pattern.clone()))
+        .copied();
     // Every route of the table has a rule; a method without one falls to the resource's
     // 405 answer, which reveals nothing.
     let Some((action, from)) = rule else {

@@ -164,10 +164,7 @@ pub async fn diff(
             "from" => from = Some(Point::either("from", &v)?),
             "to" => to = Some(Point::either("to", &v)?),
             _ => {
-                return Err(ApiError::bad_request(
-                    ProblemCode::InvalidParameter,
-                    format!("unknown query parameter {k:?}"),
-                ));
+                return Err(super::request::unknown_parameter(&k));
             }
         }
     }
@@ -175,7 +172,7 @@ pub async fn diff(
         .ok_or_else(|| ApiError::bad_request(ProblemCode::InvalidParameter, "from is required"))?;
     let raw = path.into_inner();
     let body = read(&state, move |snap| {
-        let id = super::instances::resolve_id_in(snap, &raw)?;
+        let id = super::instances::resolve(snap, &raw)?;
         let head = snap.head()?.position;
         let from_position = from.resolve(snap)?.min(head);
         let to_position = match to {
@@ -272,10 +269,7 @@ pub async fn fleet_changes(
             _ => match parse_filter(&k, v)? {
                 Some(f) => filters.push(f),
                 None => {
-                    return Err(ApiError::bad_request(
-                        ProblemCode::InvalidParameter,
-                        format!("unknown query parameter {k:?}"),
-                    ));
+                    return Err(super::request::unknown_parameter(&k));
                 }
             },
         }

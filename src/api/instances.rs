@@ -139,11 +139,7 @@ fn sizing(flavor: &Resource) -> Result<Sizing, ApiError> {
 }
 
 /// A path id: the uuid, or the short id (`i-xxxxxxxx`) looked up in the projection.
-pub fn resolve_id_in(snap: &dyn Snapshot, raw: &str) -> Result<Uuid, ApiError> {
-    resolve(snap, raw)
-}
-
-fn resolve(snap: &dyn Snapshot, raw: &str) -> Result<Uuid, ApiError> {
+pub fn resolve(snap: &dyn Snapshot, raw: &str) -> Result<Uuid, ApiError> {
     if let Ok(id) = Uuid::parse_str(raw) {
         return Ok(id);
     }
@@ -442,18 +438,12 @@ pub fn list_params(query: &str, allow_filters: bool) -> Result<ListParams, ApiEr
                 continue;
             }
             _ if !allow_filters => {
-                return Err(ApiError::bad_request(
-                    ProblemCode::InvalidParameter,
-                    format!("unknown query parameter {k:?}"),
-                ));
+                return Err(super::request::unknown_parameter(&k));
             }
             _ => match parse_filter(&k, v)? {
                 Some(f) => f,
                 None => {
-                    return Err(ApiError::bad_request(
-                        ProblemCode::InvalidParameter,
-                        format!("unknown query parameter {k:?}"),
-                    ));
+                    return Err(super::request::unknown_parameter(&k));
                 }
             },
         };
@@ -573,10 +563,7 @@ pub async fn show(
         .into_inner();
     let point = history::take_point(&mut pairs)?;
     if let Some((k, _)) = pairs.first() {
-        return Err(ApiError::bad_request(
-            ProblemCode::InvalidParameter,
-            format!("unknown query parameter {k:?}"),
-        ));
+        return Err(super::request::unknown_parameter(k));
     }
     let inst = match point {
         None => load(&state, path.into_inner()).await?,

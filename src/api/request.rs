@@ -15,6 +15,14 @@ use super::problem::{ApiError, ProblemCode};
 use crate::authz::Principal;
 use crate::service::{IdempotencyKey, RequestMeta};
 
+/// The refusal of a query parameter the route does not take.
+pub fn unknown_parameter(name: &str) -> ApiError {
+    ApiError::bad_request(
+        ProblemCode::InvalidParameter,
+        format!("unknown query parameter {name:?}"),
+    )
+}
+
 /// A page size: 1 to 1000.
 pub fn page_limit(raw: &str) -> Result<usize, ApiError> {
     raw.parse::<usize>()
