@@ -259,6 +259,7 @@ fn serve_help_documents_every_setting_with_its_environment_variable_and_default(
         ("--batch-limit", "LEDGER_BATCH_LIMIT", Some("256")),
         ("--log-format", "LEDGER_LOG_FORMAT", Some("text")),
         ("--workers", "LEDGER_WORKERS", None),
+        ("--cache-mb", "LEDGER_CACHE_MB", Some("1024")),
         ("--config", "LEDGER_CONFIG", None),
     ] {
         let start = help

@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "LEDGER_WORKERS")]
     pub workers: Option<usize>,
+    /// The embedded store's page cache in MiB. As-of reads over a long log stay fast while
+    /// the history pages they touch are cached; size it to the memory you can spare.
+    #[arg(long, env = "LEDGER_CACHE_MB", default_value_t = crate::store::redb::DEFAULT_CACHE_MB, value_parser = clap::value_parser!(u64).range(16..))]
+    pub cache_mb: u64,
 }
 
 #[derive(Debug, Args)]

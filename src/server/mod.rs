@@ -33,7 +33,7 @@ fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHa
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = RedbStore::open(&args.data_dir)
+    let store = RedbStore::open_with_cache(&args.data_dir, args.cache_mb)
         .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
     let head = store.check_tail().context(
         "the ledger's last event does not match its recorded head; run `ledger verify` and restore from a copy if it fails",

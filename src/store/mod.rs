@@ -82,7 +82,8 @@ pub trait Snapshot {
 
     /// The last position committed at or before `at` (0 before the first event).
     fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError>;
-    /// One instance folded from its own stream up to `position`.
+    /// One instance as it was after `position` (its view recorded at its last event up to
+    /// there).
     fn instance_at(&self, id: Uuid, position: u64) -> Result<Option<Instance>, StoreError>;
     /// Like `page`, over the history intervals: ids carrying every key at `position`.
     fn page_at(

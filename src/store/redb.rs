@@ -45,6 +45,9 @@ const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
 const CREATIONS: TableDefinition<u64, u128> = TableDefinition::new("creations");
 /// Position -> the fleet's state hash after that event (written when an instance changes).
 const STATE_HASHES: TableDefinition<u64, &[u8]> = TableDefinition::new("state_hashes");
+/// (instance id, position) -> the instance's view after that event: an as-of view is one
+/// seek instead of a fold over events scattered across the log.
+const VERSIONS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("versions");
 
 const HEAD_KEY: &str = "head";
 const FILE_NAME: &str = "ledger.redb";
@@ -65,17 +68,31 @@ pub struct RedbStore {
     path: PathBuf,
 }
 
+/// redb's page cache when none is configured (its own default).
+pub const DEFAULT_CACHE_MB: u64 = 1024;
+
 impl RedbStore {
-    /// Opens (creating if needed) the ledger in `dir`.
+    /// Opens (creating if needed) the ledger in `dir` with the default page cache.
     pub fn open(dir: &Path) -> Result<RedbStore, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens the ledger with a page cache of `cache_mb` MiB. Reads that miss it go to the
+    /// operating system, so as-of reads over a long log stay flat only while the pages
+    /// they touch fit here.
+    pub fn open_with_cache(dir: &Path, cache_mb: u64) -> Result<RedbStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join(FILE_NAME);
-        let db = Builder::new().create(&path).map_err(|e| match e {
-            ::redb::DatabaseError::DatabaseAlreadyOpen => {
-                StoreError::Locked(path.display().to_string())
-            }
-            other => io(other),
-        })?;
+        let cache = usize::try_from(cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let db = Builder::new()
+            .set_cache_size(cache)
+            .create(&path)
+            .map_err(|e| match e {
+                ::redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::Locked(path.display().to_string())
+                }
+                other => io(other),
+            })?;
         let store = RedbStore { db, path };
         store.create_tables()?;
         Ok(store)
@@ -193,6 +210,7 @@ impl RedbStore {
         compare(&read, &rebuilt, TIMES)?;
         compare(&read, &rebuilt, CREATIONS)?;
         compare(&read, &rebuilt, STATE_HASHES)?;
+        compare(&read, &rebuilt, VERSIONS)?;
         report.head = head;
         Ok(report)
     }
@@ -411,6 +429,7 @@ struct Projection<'t> {
     times: Table<'t, i64, u64>,
     creations: Table<'t, u64, u128>,
     state_hashes: Table<'t, u64, &'static [u8]>,
+    versions: Table<'t, (u128, u64), &'static [u8]>,
     /// The running state hash, as of the last event applied.
     state_hash: StateHash,
 }
@@ -428,6 +447,7 @@ fn open_projection(txn: &WriteTransaction) -> Result<Projection<'_>, StoreError>
         creations: txn.open_table(CREATIONS).map_err(io)?,
         state_hashes,
         state_hash,
+        versions: txn.open_table(VERSIONS).map_err(io)?,
         instances: txn.open_table(INSTANCES).map_err(io)?,
         resources: txn.open_table(RESOURCES).map_err(io)?,
         users: txn.open_table(USERS).map_err(io)?,
@@ -500,6 +520,9 @@ impl Projection<'_> {
                 }
                 self.state_hashes
                     .insert(env.position, self.state_hash.to_bytes().as_slice())
+                    .map_err(io)?;
+                self.versions
+                    .insert((id.as_u128(), env.position), new_bytes.as_slice())
                     .map_err(io)?;
                 self.instances
                     .insert(id.as_u128(), new_bytes.as_slice())
@@ -995,27 +1018,20 @@ impl Snapshot for RedbRead {
     }
 
     fn instance_at(&self, id: Uuid, position: u64) -> Result<Option<Instance>, StoreError> {
-        let streams = self.txn.open_table(STREAMS).map_err(io)?;
-        let events = self.txn.open_table(EVENTS).map_err(io)?;
+        let versions = self.txn.open_table(VERSIONS).map_err(io)?;
         let raw = id.as_u128();
-        let mut state: Option<Instance> = None;
-        for row in streams.range((raw, 0)..=(raw, u64::MAX)).map_err(io)? {
-            let (_, pos) = row.map_err(io)?;
-            if pos.value() > position {
-                break;
+        let last = versions
+            .range((raw, 0)..=(raw, position))
+            .map_err(io)?
+            .next_back();
+        match last {
+            Some(row) => {
+                let (k, v) = row.map_err(io)?;
+                let at = k.value().1;
+                decode_json(&format!("instance {id} at position {at}"), v.value()).map(Some)
             }
-            let env = self.event(&events, pos.value())?;
-            match env
-                .payload()
-                .map_err(|e| corrupt(format!("position {}", env.position), e))?
-            {
-                Payload::Instance(event) => {
-                    state = Some(instance::evolve(state, id, &event, env.version, env.at));
-                }
-                _ => return Ok(None),
-            }
+            None => Ok(None),
         }
-        Ok(state)
     }
 
     fn page_at(
