@@ -13,7 +13,8 @@ use instance_ledger::service::{
     Ledger, Outcome, RequestMeta, WriteCommand, WriteRequest, WriterConfig,
 };
 use instance_ledger::store::envelope::Payload;
-use instance_ledger::store::redb::{RedbStore, StateHash};
+use instance_ledger::store::projection::StateHash;
+use instance_ledger::store::redb::RedbStore;
 use instance_ledger::store::{EventStore, Snapshot};
 use proptest::prelude::*;
 use uuid::Uuid;

@@ -3,6 +3,7 @@
 //! `redb` is the embedded default backend.
 
 pub mod envelope;
+pub mod projection;
 pub mod redb;
 pub mod schema;
 pub mod upcast;

@@ -11,12 +11,13 @@ use ::redb::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::envelope::{self, Envelope, NewEvent, Payload};
+use super::envelope::{self, Envelope, NewEvent};
+use super::projection::{ProjectionTables, Projector, StateHash, decode_json, encode_json};
 use super::{EventStore, Head, Snapshot, StoreError, WriteTxn};
 use crate::domain::catalog::Resource;
-use crate::domain::identity::{self, User};
-use crate::domain::instance::{self, Instance};
-use crate::projection::{IndexKey, Page, index as projection};
+use crate::domain::identity::User;
+use crate::domain::instance::Instance;
+use crate::projection::{IndexKey, Page};
 
 /// position -> 32-byte hash followed by the envelope's JSON bytes.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -177,7 +178,7 @@ impl RedbStore {
         let mut prev = [0u8; 32];
         let txn = scratch.begin_write().map_err(io)?;
         {
-            let mut proj = open_projection(&txn)?;
+            let (mut tables, mut projector) = open_projection(&txn)?;
             for row in events.iter().map_err(io)? {
                 let (pos, stored) = row.map_err(io)?;
                 let pos = pos.value();
@@ -186,7 +187,7 @@ impl RedbStore {
                 let payload = env
                     .payload()
                     .map_err(|e| corrupt(format!("position {pos}"), e))?;
-                proj.apply(&env, &payload)?;
+                projector.apply(&mut tables, &env, &payload)?;
                 report.events += 1;
             }
         }
@@ -333,91 +334,8 @@ fn count_entry(key: &[u8], position: u64) -> Vec<u8> {
     out
 }
 
-/// A multiset hash of the fleet: the sum, modulo 2^256, of SHA-256(id || state) over
-/// every instance that is not purged. Adding and removing one instance's term is constant
-/// time, and any replay of the same log reaches the same value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StateHash([u64; 4]);
-
-impl StateHash {
-    fn term(id: Uuid, state: &[u8]) -> [u64; 4] {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(id.as_bytes());
-        h.update(state);
-        let d: [u8; 32] = h.finalize().into();
-        let mut limbs = [0u64; 4];
-        for (i, limb) in limbs.iter_mut().enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&d[i * 8..i * 8 + 8]);
-            *limb = u64::from_le_bytes(b);
-        }
-        limbs
-    }
-
-    fn add(&mut self, id: Uuid, state: &[u8]) {
-        let t = Self::term(id, state);
-        let mut carry = 0u64;
-        for (limb, x) in self.0.iter_mut().zip(t) {
-            let (s1, c1) = limb.overflowing_add(x);
-            let (s2, c2) = s1.overflowing_add(carry);
-            *limb = s2;
-            carry = u64::from(c1) + u64::from(c2);
-        }
-    }
-
-    fn remove(&mut self, id: Uuid, state: &[u8]) {
-        let t = Self::term(id, state);
-        let mut borrow = 0u64;
-        for (limb, x) in self.0.iter_mut().zip(t) {
-            let (d1, b1) = limb.overflowing_sub(x);
-            let (d2, b2) = d1.overflowing_sub(borrow);
-            *limb = d2;
-            borrow = u64::from(b1) + u64::from(b2);
-        }
-    }
-
-    /// The hash of a whole fleet: (id, stored state bytes) of every non-purged instance.
-    pub fn of<'a>(fleet: impl IntoIterator<Item = (Uuid, &'a [u8])>) -> [u8; 32] {
-        let mut h = StateHash::default();
-        for (id, state) in fleet {
-            h.add(id, state);
-        }
-        h.to_bytes()
-    }
-
-    pub fn to_bytes(self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (i, limb) in self.0.iter().enumerate() {
-            out[i * 8..i * 8 + 8].copy_from_slice(&limb.to_le_bytes());
-        }
-        out
-    }
-
-    fn from_bytes(raw: &[u8]) -> StateHash {
-        let mut limbs = [0u64; 4];
-        for (i, limb) in limbs.iter_mut().enumerate() {
-            let mut b = [0u8; 8];
-            if let Some(chunk) = raw.get(i * 8..i * 8 + 8) {
-                b.copy_from_slice(chunk);
-            }
-            *limb = u64::from_le_bytes(b);
-        }
-        StateHash(limbs)
-    }
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| corrupt(what.to_string(), e))
-}
-
-fn encode_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(io)
-}
-
-/// The projection tables of one write transaction; shared by live appends and rebuilds so
-/// both produce the same bytes.
-struct Projection<'t> {
+/// The projection tables of one write transaction, used by live appends and rebuilds.
+struct Tables<'t> {
     instances: Table<'t, u128, &'static [u8]>,
     resources: Table<'t, u128, &'static [u8]>,
     users: Table<'t, u128, &'static [u8]>,
@@ -430,23 +348,20 @@ struct Projection<'t> {
     creations: Table<'t, u64, u128>,
     state_hashes: Table<'t, u64, &'static [u8]>,
     versions: Table<'t, (u128, u64), &'static [u8]>,
-    /// The running state hash, as of the last event applied.
-    state_hash: StateHash,
 }
 
-fn open_projection(txn: &WriteTransaction) -> Result<Projection<'_>, StoreError> {
+fn open_projection(txn: &WriteTransaction) -> Result<(Tables<'_>, Projector), StoreError> {
     let state_hashes = txn.open_table(STATE_HASHES).map_err(io)?;
     let state_hash = match state_hashes.last().map_err(io)? {
         Some((_, v)) => StateHash::from_bytes(v.value()),
         None => StateHash::default(),
     };
-    Ok(Projection {
+    let tables = Tables {
         history: txn.open_table(HISTORY).map_err(io)?,
         count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
         times: txn.open_table(TIMES).map_err(io)?,
         creations: txn.open_table(CREATIONS).map_err(io)?,
         state_hashes,
-        state_hash,
         versions: txn.open_table(VERSIONS).map_err(io)?,
         instances: txn.open_table(INSTANCES).map_err(io)?,
         resources: txn.open_table(RESOURCES).map_err(io)?,
@@ -454,10 +369,11 @@ fn open_projection(txn: &WriteTransaction) -> Result<Projection<'_>, StoreError>
         short_ids: txn.open_table(SHORT_IDS).map_err(io)?,
         index: txn.open_table(INDEX).map_err(io)?,
         counts: txn.open_table(INDEX_COUNTS).map_err(io)?,
-    })
+    };
+    Ok((tables, Projector::new(state_hash)))
 }
 
-impl Projection<'_> {
+impl Tables<'_> {
     fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
         let guard = self.instances.get(id.as_u128()).map_err(io)?;
         guard
@@ -478,166 +394,148 @@ impl Projection<'_> {
             .map(|g| decode_json(&format!("user {id}"), g.value()))
             .transpose()
     }
+}
 
-    fn apply(&mut self, env: &Envelope, payload: &Payload) -> Result<Option<Instance>, StoreError> {
-        let nanos = env.at.timestamp_nanos_opt().unwrap_or(i64::MAX);
-        self.times.insert(nanos, env.position).map_err(io)?;
-        match payload {
-            Payload::Instance(event) => {
-                let id = env.stream_id;
-                let old_bytes = self
-                    .instances
-                    .get(id.as_u128())
-                    .map_err(io)?
-                    .map(|g| g.value().to_vec());
-                let old: Option<Instance> = old_bytes
-                    .as_deref()
-                    .map(|b| decode_json(&format!("instance {id}"), b))
-                    .transpose()?;
-                let old_keys = old
-                    .as_ref()
-                    .map(projection::instance_keys)
-                    .unwrap_or_default();
-                if let instance::Event::Created(spec) = event {
-                    self.short_ids
-                        .insert(spec.short_id.as_str(), id.as_u128())
-                        .map_err(io)?;
-                    self.creations
-                        .insert(env.position, id.as_u128())
-                        .map_err(io)?;
-                }
-                let new = instance::evolve(old, id, event, env.version, env.at);
-                let new_keys = projection::instance_keys(&new);
-                self.reindex(id, &old_keys, &new_keys, Some(env.position))?;
-                let new_bytes = encode_json(&new)?;
-                // The fleet's state hash: a sum of per-instance hashes, so one instance
-                // changing updates it in constant time. Purged instances leave the fleet.
-                if let Some(b) = &old_bytes {
-                    self.state_hash.remove(id, b);
-                }
-                if new.state != crate::domain::lifecycle::State::Purged {
-                    self.state_hash.add(id, &new_bytes);
-                }
-                self.state_hashes
-                    .insert(env.position, self.state_hash.to_bytes().as_slice())
-                    .map_err(io)?;
-                self.versions
-                    .insert((id.as_u128(), env.position), new_bytes.as_slice())
-                    .map_err(io)?;
-                self.instances
-                    .insert(id.as_u128(), new_bytes.as_slice())
-                    .map_err(io)?;
-                Ok(Some(new))
-            }
-            Payload::Catalog(event) => {
-                let old = self.resource(env.stream_id)?;
-                let old_keys = old
-                    .as_ref()
-                    .map(projection::resource_keys)
-                    .unwrap_or_default();
-                let res = Resource::evolve(old, env.stream_id, event, env.at);
-                self.reindex(
-                    env.stream_id,
-                    &old_keys,
-                    &projection::resource_keys(&res),
-                    None,
-                )?;
-                self.resources
-                    .insert(env.stream_id.as_u128(), encode_json(&res)?.as_slice())
-                    .map_err(io)?;
-                Ok(None)
-            }
-            Payload::User(event) => {
-                let old = self.user(env.stream_id)?;
-                let old_keys = old.as_ref().map(projection::user_keys).unwrap_or_default();
-                let user = identity::evolve(old, env.stream_id, event, env.at);
-                self.reindex(
-                    env.stream_id,
-                    &old_keys,
-                    &projection::user_keys(&user),
-                    None,
-                )?;
-                self.users
-                    .insert(env.stream_id.as_u128(), encode_json(&user)?.as_slice())
-                    .map_err(io)?;
-                Ok(None)
-            }
-        }
+impl ProjectionTables for Tables<'_> {
+    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .instances
+            .get(id.as_u128())
+            .map_err(io)?
+            .map(|g| g.value().to_vec()))
     }
 
-    /// Moves `id` from the `old` keys to the `new` ones. With a position (instances), the
-    /// membership intervals and counts are also recorded for as-of reads.
-    fn reindex(
-        &mut self,
-        id: Uuid,
-        old: &[IndexKey],
-        new: &[IndexKey],
-        history: Option<u64>,
-    ) -> Result<(), StoreError> {
-        let raw = id.as_u128();
-        for key in old.iter().filter(|k| !new.contains(k)) {
-            self.index
-                .remove(index_entry(key, raw).as_slice())
-                .map_err(io)?;
-            let count = self.bump(key, -1)?;
-            if let Some(position) = history {
-                let open = {
-                    let lo = history_entry(key, raw, 0);
-                    let hi = history_entry(key, raw, u64::MAX);
-                    let mut range = self
-                        .history
-                        .range(lo.as_slice()..=hi.as_slice())
-                        .map_err(io)?;
-                    match range.next_back() {
-                        Some(row) => {
-                            let (k, to) = row.map_err(io)?;
-                            (to.value() == u64::MAX).then(|| k.value().to_vec())
-                        }
-                        None => None,
-                    }
-                };
-                if let Some(entry) = open {
-                    self.history
-                        .insert(entry.as_slice(), position)
-                        .map_err(io)?;
-                }
-                self.count_history
-                    .insert(count_entry(key, position).as_slice(), count)
-                    .map_err(io)?;
-            }
-        }
-        for key in new.iter().filter(|k| !old.contains(k)) {
-            self.index
-                .insert(index_entry(key, raw).as_slice(), ())
-                .map_err(io)?;
-            let count = self.bump(key, 1)?;
-            if let Some(position) = history {
-                self.history
-                    .insert(history_entry(key, raw, position).as_slice(), u64::MAX)
-                    .map_err(io)?;
-                self.count_history
-                    .insert(count_entry(key, position).as_slice(), count)
-                    .map_err(io)?;
-            }
-        }
+    fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.instances.insert(id.as_u128(), bytes).map_err(io)?;
         Ok(())
     }
 
-    /// Adjusts a key's count and returns the new one.
-    fn bump(&mut self, key: &[u8], delta: i64) -> Result<u64, StoreError> {
-        let current = self
+    fn resource_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .resources
+            .get(id.as_u128())
+            .map_err(io)?
+            .map(|g| g.value().to_vec()))
+    }
+
+    fn put_resource(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.resources.insert(id.as_u128(), bytes).map_err(io)?;
+        Ok(())
+    }
+
+    fn user_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .users
+            .get(id.as_u128())
+            .map_err(io)?
+            .map(|g| g.value().to_vec()))
+    }
+
+    fn put_user(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.users.insert(id.as_u128(), bytes).map_err(io)?;
+        Ok(())
+    }
+
+    fn put_short_id(&mut self, short_id: &str, id: Uuid) -> Result<(), StoreError> {
+        self.short_ids.insert(short_id, id.as_u128()).map_err(io)?;
+        Ok(())
+    }
+
+    fn index_add(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
+        self.index
+            .insert(index_entry(key, id.as_u128()).as_slice(), ())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn index_remove(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
+        self.index
+            .remove(index_entry(key, id.as_u128()).as_slice())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn count(&mut self, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self
             .counts
             .get(key)
             .map_err(io)?
             .map(|g| g.value())
-            .unwrap_or(0);
-        let next = current.saturating_add_signed(delta);
-        if next == 0 {
+            .unwrap_or(0))
+    }
+
+    fn set_count(&mut self, key: &[u8], count: u64) -> Result<(), StoreError> {
+        if count == 0 {
             self.counts.remove(key).map_err(io)?;
         } else {
-            self.counts.insert(key, next).map_err(io)?;
+            self.counts.insert(key, count).map_err(io)?;
         }
-        Ok(next)
+        Ok(())
+    }
+
+    fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        self.history
+            .insert(
+                history_entry(key, id.as_u128(), position).as_slice(),
+                u64::MAX,
+            )
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn close_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        let open = {
+            let lo = history_entry(key, id.as_u128(), 0);
+            let hi = history_entry(key, id.as_u128(), u64::MAX);
+            let mut range = self
+                .history
+                .range(lo.as_slice()..=hi.as_slice())
+                .map_err(io)?;
+            match range.next_back() {
+                Some(row) => {
+                    let (k, to) = row.map_err(io)?;
+                    (to.value() == u64::MAX).then(|| k.value().to_vec())
+                }
+                None => None,
+            }
+        };
+        if let Some(entry) = open {
+            self.history
+                .insert(entry.as_slice(), position)
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn record_count(&mut self, key: &[u8], position: u64, count: u64) -> Result<(), StoreError> {
+        self.count_history
+            .insert(count_entry(key, position).as_slice(), count)
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn record_time(&mut self, nanos: i64, position: u64) -> Result<(), StoreError> {
+        self.times.insert(nanos, position).map_err(io)?;
+        Ok(())
+    }
+
+    fn record_creation(&mut self, position: u64, id: Uuid) -> Result<(), StoreError> {
+        self.creations.insert(position, id.as_u128()).map_err(io)?;
+        Ok(())
+    }
+
+    fn record_state_hash(&mut self, position: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.state_hashes
+            .insert(position, hash.as_slice())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn record_version(&mut self, id: Uuid, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.versions
+            .insert((id.as_u128(), position), bytes)
+            .map_err(io)?;
+        Ok(())
     }
 }
 
@@ -645,7 +543,8 @@ struct RedbWrite<'t> {
     events: Table<'t, u64, &'static [u8]>,
     streams: Table<'t, (u128, u64), u64>,
     idempotency: Table<'t, &'static str, &'static [u8]>,
-    projection: Projection<'t>,
+    projection: Tables<'t>,
+    projector: Projector,
     head: Head,
     /// Whether anything was written; a batch of refusals and replays skips the commit.
     dirty: bool,
@@ -753,7 +652,8 @@ impl WriteTxn for RedbWrite<'_> {
         self.streams
             .insert((event.stream_id.as_u128(), version), position)
             .map_err(io)?;
-        self.projection.apply(&env, &event.payload)?;
+        self.projector
+            .apply(&mut self.projection, &env, &event.payload)?;
         self.head = Head { position, hash };
         self.dirty = true;
         Ok(env)
@@ -770,11 +670,13 @@ impl EventStore for RedbStore {
         {
             let mut meta = txn.open_table(META).map_err(io)?;
             let head = decode_head(meta.get(HEAD_KEY).map_err(io)?.as_ref().map(|g| g.value()))?;
+            let (projection, projector) = open_projection(&txn)?;
             let mut w = RedbWrite {
                 events: txn.open_table(EVENTS).map_err(io)?,
                 streams: txn.open_table(STREAMS).map_err(io)?,
                 idempotency: txn.open_table(IDEMPOTENCY).map_err(io)?,
-                projection: open_projection(&txn)?,
+                projection,
+                projector,
                 head,
                 dirty: false,
             };
@@ -1150,7 +1052,7 @@ impl RedbRead {
 mod tests {
     use super::*;
     use crate::domain::catalog::{CatalogEvent, Spec};
-    use crate::store::envelope::Provenance;
+    use crate::store::envelope::{Payload, Provenance};
 
     fn store_with_events(n: usize) -> (tempfile::TempDir, RedbStore) {
         let dir = tempfile::tempdir().expect("dir");

@@ -1,0 +1,237 @@
+//! The projections kept in the append's transaction, independent of the backend: how one
+//! event changes the current views, the filter indexes and their counts, the history
+//! intervals, per-version views, the time index and the fleet state hash. Each backend
+//! supplies its tables through [`ProjectionTables`]; the logic is written once so both
+//! backends (and `verify`'s rebuild) produce the same projections from the same log.
+
+use uuid::Uuid;
+
+use super::StoreError;
+use super::envelope::{Envelope, Payload};
+use crate::domain::catalog::Resource;
+use crate::domain::identity;
+use crate::domain::instance::{self, Instance};
+use crate::domain::lifecycle::State;
+use crate::projection::{IndexKey, index};
+
+/// The tables one backend keeps for the projections, inside one write transaction. Reads
+/// see the transaction's own writes.
+pub(crate) trait ProjectionTables {
+    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
+    fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError>;
+    fn resource_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
+    fn put_resource(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError>;
+    fn user_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
+    fn put_user(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError>;
+    fn put_short_id(&mut self, short_id: &str, id: Uuid) -> Result<(), StoreError>;
+    fn index_add(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError>;
+    fn index_remove(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError>;
+    /// How many ids carry `key` now (0 if none).
+    fn count(&mut self, key: &[u8]) -> Result<u64, StoreError>;
+    /// Sets the count; 0 removes the entry.
+    fn set_count(&mut self, key: &[u8], count: u64) -> Result<(), StoreError>;
+    /// Opens an interval: `id` carries `key` from `position` on.
+    fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError>;
+    /// Closes `id`'s open interval under `key` at `position` (if one is open).
+    fn close_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError>;
+    fn record_count(&mut self, key: &[u8], position: u64, count: u64) -> Result<(), StoreError>;
+    /// The last position committed at `nanos` (event time in ns since the epoch).
+    fn record_time(&mut self, nanos: i64, position: u64) -> Result<(), StoreError>;
+    fn record_creation(&mut self, position: u64, id: Uuid) -> Result<(), StoreError>;
+    fn record_state_hash(&mut self, position: u64, hash: &[u8; 32]) -> Result<(), StoreError>;
+    fn record_version(&mut self, id: Uuid, position: u64, bytes: &[u8]) -> Result<(), StoreError>;
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    raw: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt {
+        at: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Io(e.to_string()))
+}
+
+/// Applies events to one backend's projection tables, carrying the running state hash.
+pub(crate) struct Projector {
+    /// The fleet's state hash as of the last event applied.
+    pub state_hash: StateHash,
+}
+
+impl Projector {
+    pub fn new(state_hash: StateHash) -> Projector {
+        Projector { state_hash }
+    }
+
+    /// Projects one stored event. Returns the instance's new state for instance events.
+    pub fn apply(
+        &mut self,
+        t: &mut dyn ProjectionTables,
+        env: &Envelope,
+        payload: &Payload,
+    ) -> Result<Option<Instance>, StoreError> {
+        let nanos = env.at.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        t.record_time(nanos, env.position)?;
+        let id = env.stream_id;
+        match payload {
+            Payload::Instance(event) => {
+                let old_bytes = t.instance_bytes(id)?;
+                let old: Option<Instance> = old_bytes
+                    .as_deref()
+                    .map(|b| decode_json(&format!("instance {id}"), b))
+                    .transpose()?;
+                let old_keys = old.as_ref().map(index::instance_keys).unwrap_or_default();
+                if let instance::Event::Created(spec) = event {
+                    t.put_short_id(spec.short_id.as_str(), id)?;
+                    t.record_creation(env.position, id)?;
+                }
+                let new = instance::evolve(old, id, event, env.version, env.at);
+                let new_keys = index::instance_keys(&new);
+                reindex(t, id, &old_keys, &new_keys, Some(env.position))?;
+                let new_bytes = encode_json(&new)?;
+                // The fleet's state hash: a sum of per-instance hashes, so one instance
+                // changing updates it in constant time. Purged instances leave the fleet.
+                if let Some(b) = &old_bytes {
+                    self.state_hash.remove(id, b);
+                }
+                if new.state != State::Purged {
+                    self.state_hash.add(id, &new_bytes);
+                }
+                t.record_state_hash(env.position, &self.state_hash.to_bytes())?;
+                t.record_version(id, env.position, &new_bytes)?;
+                t.put_instance(id, &new_bytes)?;
+                Ok(Some(new))
+            }
+            Payload::Catalog(event) => {
+                let old: Option<Resource> = t
+                    .resource_bytes(id)?
+                    .map(|b| decode_json(&format!("resource {id}"), &b))
+                    .transpose()?;
+                let old_keys = old.as_ref().map(index::resource_keys).unwrap_or_default();
+                let res = Resource::evolve(old, id, event, env.at);
+                reindex(t, id, &old_keys, &index::resource_keys(&res), None)?;
+                t.put_resource(id, &encode_json(&res)?)?;
+                Ok(None)
+            }
+            Payload::User(event) => {
+                let old: Option<identity::User> = t
+                    .user_bytes(id)?
+                    .map(|b| decode_json(&format!("user {id}"), &b))
+                    .transpose()?;
+                let old_keys = old.as_ref().map(index::user_keys).unwrap_or_default();
+                let user = identity::evolve(old, id, event, env.at);
+                reindex(t, id, &old_keys, &index::user_keys(&user), None)?;
+                t.put_user(id, &encode_json(&user)?)?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Moves `id` from the `old` keys to the `new` ones. With a position (instances), the
+/// membership intervals and counts are also recorded for as-of reads.
+fn reindex(
+    t: &mut dyn ProjectionTables,
+    id: Uuid,
+    old: &[IndexKey],
+    new: &[IndexKey],
+    history: Option<u64>,
+) -> Result<(), StoreError> {
+    for key in old.iter().filter(|k| !new.contains(k)) {
+        t.index_remove(key, id)?;
+        let count = t.count(key)?.saturating_sub(1);
+        t.set_count(key, count)?;
+        if let Some(position) = history {
+            t.close_interval(key, id, position)?;
+            t.record_count(key, position, count)?;
+        }
+    }
+    for key in new.iter().filter(|k| !old.contains(k)) {
+        t.index_add(key, id)?;
+        let count = t.count(key)?.saturating_add(1);
+        t.set_count(key, count)?;
+        if let Some(position) = history {
+            t.open_interval(key, id, position)?;
+            t.record_count(key, position, count)?;
+        }
+    }
+    Ok(())
+}
+
+/// A multiset hash of the fleet: the sum, modulo 2^256, of SHA-256(id || state) over
+/// every instance that is not purged. Adding and removing one instance's term is constant
+/// time, and any replay of the same log reaches the same value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateHash([u64; 4]);
+
+impl StateHash {
+    fn term(id: Uuid, state: &[u8]) -> [u64; 4] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(id.as_bytes());
+        h.update(state);
+        let d: [u8; 32] = h.finalize().into();
+        let mut limbs = [0u64; 4];
+        for (i, limb) in limbs.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&d[i * 8..i * 8 + 8]);
+            *limb = u64::from_le_bytes(b);
+        }
+        limbs
+    }
+
+    pub(crate) fn add(&mut self, id: Uuid, state: &[u8]) {
+        let t = Self::term(id, state);
+        let mut carry = 0u64;
+        for (limb, x) in self.0.iter_mut().zip(t) {
+            let (s1, c1) = limb.overflowing_add(x);
+            let (s2, c2) = s1.overflowing_add(carry);
+            *limb = s2;
+            carry = u64::from(c1) + u64::from(c2);
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: Uuid, state: &[u8]) {
+        let t = Self::term(id, state);
+        let mut borrow = 0u64;
+        for (limb, x) in self.0.iter_mut().zip(t) {
+            let (d1, b1) = limb.overflowing_sub(x);
+            let (d2, b2) = d1.overflowing_sub(borrow);
+            *limb = d2;
+            borrow = u64::from(b1) + u64::from(b2);
+        }
+    }
+
+    /// The hash of a whole fleet: (id, stored state bytes) of every non-purged instance.
+    pub fn of<'a>(fleet: impl IntoIterator<Item = (Uuid, &'a [u8])>) -> [u8; 32] {
+        let mut h = StateHash::default();
+        for (id, state) in fleet {
+            h.add(id, state);
+        }
+        h.to_bytes()
+    }
+
+    pub fn to_bytes(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, limb) in self.0.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&limb.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn from_bytes(raw: &[u8]) -> StateHash {
+        let mut limbs = [0u64; 4];
+        for (i, limb) in limbs.iter_mut().enumerate() {
+            let mut b = [0u8; 8];
+            if let Some(chunk) = raw.get(i * 8..i * 8 + 8) {
+                b.copy_from_slice(chunk);
+            }
+            *limb = u64::from_le_bytes(b);
+        }
+        StateHash(limbs)
+    }
+}
