@@ -22,6 +22,12 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Redb,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -66,6 +72,17 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "LEDGER_WORKERS")]
     pub workers: Option<usize>,
+    /// Where the ledger lives: `redb` (an embedded file in the data directory) or
+    /// `postgres` (shared by several nodes; needs --postgres-url).
+    #[arg(long, env = "LEDGER_BACKEND", default_value = "redb")]
+    pub backend: Backend,
+    /// PostgreSQL connection URL for `--backend postgres`, e.g.
+    /// `postgres://ledger@db.internal:5432/ledger`. Migrations are applied at start-up.
+    #[arg(long, env = "LEDGER_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
+    /// How long start-up keeps retrying an unreachable PostgreSQL before it gives up.
+    #[arg(long, env = "LEDGER_POSTGRES_WAIT_SECS", default_value_t = 30)]
+    pub postgres_wait_secs: u64,
     /// The embedded store's page cache in MiB. As-of reads over a long log stay fast while
     /// the history pages they touch are cached; size it to the memory you can spare.
     #[arg(long, env = "LEDGER_CACHE_MB", default_value_t = crate::store::redb::DEFAULT_CACHE_MB, value_parser = clap::value_parser!(u64).range(16..))]

@@ -4,6 +4,7 @@
 pub mod admin_token;
 pub mod config;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,8 +18,10 @@ use tokio::sync::mpsc;
 use crate::api::{self, AppState, auth::Tokens};
 use crate::driver;
 use crate::service::{Ledger, WriterConfig};
+use crate::store::EventStore;
+use crate::store::postgres::PgStore;
 use crate::store::redb::RedbStore;
-use config::{ServeArgs, VerifyArgs};
+use config::{Backend, ServeArgs, VerifyArgs};
 
 fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
     let latency = [
@@ -32,14 +35,38 @@ fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHa
         .context("installing the metrics recorder")
 }
 
+/// Opens the configured backend: the redb file (checking its tail) or PostgreSQL (retrying
+/// until `--postgres-wait-secs`, then applying migrations).
+async fn open_store(args: &ServeArgs) -> anyhow::Result<(Arc<dyn EventStore>, Option<PathBuf>)> {
+    match args.backend {
+        Backend::Redb => {
+            let store = RedbStore::open_with_cache(&args.data_dir, args.cache_mb)
+                .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
+            let head = store.check_tail().context(
+                "the ledger's last event does not match its recorded head; run `ledger verify` and restore from a copy if it fails",
+            )?;
+            tracing::info!(path = %store.path().display(), position = head.position, "store open");
+            let path = store.path().to_path_buf();
+            Ok((Arc::new(store), Some(path)))
+        }
+        Backend::Postgres => {
+            let url = args
+                .postgres_url
+                .clone()
+                .context("--backend postgres needs --postgres-url (or LEDGER_POSTGRES_URL)")?;
+            let wait = Duration::from_secs(args.postgres_wait_secs);
+            let store = tokio::task::spawn_blocking(move || PgStore::connect(&url, wait))
+                .await
+                .context("connecting to PostgreSQL")?
+                .context("opening the ledger on PostgreSQL")?;
+            tracing::info!("store open on PostgreSQL");
+            Ok((Arc::new(store), None))
+        }
+    }
+}
+
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = RedbStore::open_with_cache(&args.data_dir, args.cache_mb)
-        .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
-    let head = store.check_tail().context(
-        "the ledger's last event does not match its recorded head; run `ledger verify` and restore from a copy if it fails",
-    )?;
-    tracing::info!(path = %store.path().display(), position = head.position, "store open");
-    let store_path = store.path().to_path_buf();
+    let (store, store_path) = open_store(&args).await?;
     let token = admin_token::load_or_create(&args.data_dir)?;
     let handle = install_metrics()?;
     let upkeep = handle.clone();
@@ -56,8 +83,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         queue_capacity: args.queue_capacity as usize,
         batch_limit: args.batch_limit as usize,
     };
-    let (ledger, writer) = Ledger::start(Arc::new(store), writer_config, Some(pending_tx.clone()))?;
-    let resumed = driver::resume(&ledger, &pending_tx)?;
+    // Both read the store, which may block (PostgreSQL): off the async thread.
+    let resume_tx = pending_tx.clone();
+    let (ledger, writer, resumed) = tokio::task::spawn_blocking(move || {
+        let (ledger, writer) = Ledger::start(store, writer_config, Some(resume_tx.clone()))?;
+        let resumed = driver::resume(&ledger, &resume_tx)?;
+        Ok::<_, anyhow::Error>((ledger, writer, resumed))
+    })
+    .await
+    .context("starting the writer")??;
     if resumed > 0 {
         tracing::info!(resumed, "picked up pending transitions");
     }
@@ -78,7 +112,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ledger: ledger.clone(),
         tokens: Tokens::new(&token),
         metrics: Some(handle),
-        store_path: Some(store_path),
+        store_path,
         driver_running,
     });
     let mut server = HttpServer::new(move || {

@@ -127,6 +127,9 @@ impl Ledger {
         let last_failure = Arc::new(std::sync::Mutex::new(None));
         let head = store.read()?.head()?.position;
         let (commits_tx, commits) = watch::channel(head);
+        // Commits by other nodes sharing the store wake live readers too.
+        let remote = commits_tx.clone();
+        store.watch_commits(Box::new(move |p| writer::advance(&remote, p)))?;
         let handle = writer::spawn(
             store.clone(),
             rx,

@@ -128,7 +128,7 @@ impl Writer {
                 self.last_at = now;
                 self.record_failure(None);
                 if appended > 0 {
-                    self.commits.send_replace(head);
+                    advance(&self.commits, head);
                 }
                 if appended > 0 {
                     metrics::counter!("ledger_commits_total").increment(1);
@@ -164,6 +164,18 @@ impl Writer {
             *guard = failure;
         }
     }
+}
+
+/// Moves the published head forward (never back: another node's commit may have been
+/// seen first).
+pub(super) fn advance(commits: &watch::Sender<u64>, head: u64) {
+    commits.send_if_modified(|current| {
+        let moved = head > *current;
+        if moved {
+            *current = head;
+        }
+        moved
+    });
 }
 
 fn notify_driver(pending: &mpsc::UnboundedSender<Pending>, reply: &Reply) {

@@ -3,6 +3,7 @@
 //! `redb` is the embedded default backend.
 
 pub mod envelope;
+pub mod postgres;
 pub mod projection;
 pub mod redb;
 pub mod schema;
@@ -108,4 +109,11 @@ pub trait EventStore: Send + Sync + 'static {
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
     fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError>;
+    /// Calls `wake` with the new head whenever another process commits to the same store.
+    /// An embedded store has a single writer, the caller itself, so the default does
+    /// nothing.
+    fn watch_commits(&self, wake: Box<dyn Fn(u64) + Send>) -> Result<(), StoreError> {
+        let _ = wake;
+        Ok(())
+    }
 }

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::envelope::{self, Envelope, NewEvent};
-use super::projection::{ProjectionTables, Projector, StateHash, decode_json, encode_json};
+use super::projection::{
+    ProjectionTables, Projector, StateHash, decode_json, encode_json, intersect, paged,
+};
 use super::{EventStore, Head, Snapshot, StoreError, WriteTxn};
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
@@ -748,43 +750,6 @@ impl RedbRead {
         }
     }
 
-    /// Leapfrog intersection of sorted id runs: `seek(key, t)` gives the first id >= t in
-    /// a key's run. Each step seeks the next candidate in one run, so a page costs seeks
-    /// in proportion to what it skips and returns, never a scan of the fleet.
-    fn intersect(
-        keys: &[IndexKey],
-        start: u128,
-        limit: usize,
-        mut seek: impl FnMut(&[u8], u128) -> Result<Option<u128>, StoreError>,
-    ) -> Result<Vec<u128>, StoreError> {
-        let mut out = Vec::new();
-        if keys.is_empty() || limit == 0 {
-            return Ok(out);
-        }
-        let mut target = start;
-        let mut agreed = 0;
-        let mut i = 0;
-        loop {
-            match seek(&keys[i], target)? {
-                None => return Ok(out),
-                Some(id) if id == target => agreed += 1,
-                Some(id) => {
-                    target = id;
-                    agreed = 1;
-                }
-            }
-            if agreed == keys.len() {
-                out.push(target);
-                if out.len() >= limit || target == u128::MAX {
-                    return Ok(out);
-                }
-                target += 1;
-                agreed = 0;
-            }
-            i = (i + 1) % keys.len();
-        }
-    }
-
     /// The first id >= `from`, at most `last`, that carried `key` at `position`.
     fn seek_at(
         history: &impl ReadableTable<&'static [u8], u64>,
@@ -811,20 +776,6 @@ impl RedbRead {
             }
         }
         Ok(None)
-    }
-
-    fn paged(mut ids: Vec<u128>, limit: usize, total: u64) -> Page {
-        let next = if ids.len() > limit {
-            ids.truncate(limit);
-            ids.last().copied().map(Uuid::from_u128)
-        } else {
-            None
-        };
-        Page {
-            ids: ids.into_iter().map(Uuid::from_u128).collect(),
-            next,
-            total,
-        }
     }
 }
 
@@ -887,10 +838,10 @@ impl Snapshot for RedbRead {
             }
             Some(id) => id.as_u128() + 1,
         };
-        let ids = Self::intersect(keys, start, limit.saturating_add(1), |k, t| {
+        let ids = intersect(keys, start, limit.saturating_add(1), |k, t| {
             Self::seek(&index, k, t)
         })?;
-        Ok(Self::paged(ids, limit, self.total(&index, keys)?))
+        Ok(paged(ids, limit, self.total(&index, keys)?))
     }
 
     fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError> {
@@ -961,7 +912,7 @@ impl Snapshot for RedbRead {
             Some(id) => id.as_u128() + 1,
         };
         let seek = |k: &[u8], t: u128| Self::seek_at(&history, k, t, last, position);
-        let ids = Self::intersect(keys, start, limit.saturating_add(1), seek)?;
+        let ids = intersect(keys, start, limit.saturating_add(1), seek)?;
         let total = match keys {
             [] => 0,
             [one] => {
@@ -977,9 +928,9 @@ impl Snapshot for RedbRead {
                     None => 0,
                 }
             }
-            many => Self::intersect(many, 0, usize::MAX, seek)?.len() as u64,
+            many => intersect(many, 0, usize::MAX, seek)?.len() as u64,
         };
-        Ok(Self::paged(ids, limit, total))
+        Ok(paged(ids, limit, total))
     }
 
     fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError> {
@@ -1041,9 +992,9 @@ impl RedbRead {
                     .map(|g| g.value())
                     .unwrap_or(0))
             }
-            many => Ok(
-                Self::intersect(many, 0, usize::MAX, |k, t| Self::seek(index, k, t))?.len() as u64,
-            ),
+            many => {
+                Ok(intersect(many, 0, usize::MAX, |k, t| Self::seek(index, k, t))?.len() as u64)
+            }
         }
     }
 }

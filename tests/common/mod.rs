@@ -1,5 +1,6 @@
 //! Black-box harness: starts the real `ledger` binary on a free port with a temporary data
-//! directory and talks HTTP to it.
+//! directory and talks HTTP to it. In the `postgres_*` test binaries every server runs on
+//! PostgreSQL instead, with a fresh database per data directory (see [`postgres`]).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -18,6 +19,85 @@ pub struct Server {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub client: Client,
+}
+
+/// The PostgreSQL side of the harness.
+pub mod postgres {
+    use std::path::Path;
+
+    /// Whether this test binary runs its servers on PostgreSQL: the `postgres_*` binaries
+    /// include the same test files as the embedded ones.
+    pub fn enabled() -> bool {
+        env!("CARGO_CRATE_NAME").starts_with("postgres")
+    }
+
+    /// The server the tests use; any database on it works, each test gets its own.
+    pub fn admin_url() -> String {
+        std::env::var("LEDGER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// The URL of `name` on the test server.
+    pub fn url_of(name: &str) -> String {
+        let admin = admin_url();
+        let (base, _) = admin.rsplit_once('/').unwrap_or((&admin, ""));
+        let base = base.split('?').next().unwrap_or(base);
+        format!("{base}/{name}")
+    }
+
+    /// Runs `f` with a connection to the test server's admin database, on its own thread
+    /// (the blocking client cannot run inside the tests' async runtime). Panics with a
+    /// clear message when the server is unreachable: PostgreSQL tests never skip.
+    pub fn admin<T: Send + 'static>(
+        f: impl FnOnce(&mut ::postgres::Client) -> T + Send + 'static,
+    ) -> T {
+        std::thread::spawn(move || {
+            let url = admin_url();
+            let mut client =
+                ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL tests need a server at {url} (set LEDGER_TEST_POSTGRES_URL; \
+                         `.ci/run` starts the local one): {e}"
+                    )
+                });
+            f(&mut client)
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    /// A fresh database named after the data directory (so a restart on the same
+    /// directory finds the same ledger); created on first use.
+    pub fn database_for(dir: &Path) -> String {
+        let name = database_name(dir);
+        let create = name.clone();
+        admin(move |c| {
+            let exists = c
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&create])
+                .expect("list databases")
+                .is_some();
+            if !exists {
+                c.batch_execute(&format!("CREATE DATABASE {create}"))
+                    .expect("create the test database");
+            }
+        });
+        url_of(&name)
+    }
+
+    fn database_name(dir: &Path) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(dir.display().to_string().as_bytes());
+        let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+        format!("ledger_t_{hex}")
+    }
+
+    /// Drops the database of a data directory (the test is done with it).
+    pub fn drop_database_for(dir: &Path) {
+        let name = database_name(dir);
+        admin(move |c| {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        });
+    }
 }
 
 impl Server {
@@ -53,8 +133,12 @@ impl Server {
             .arg("--data-dir")
             .arg(dir)
             .arg("--listen")
-            .arg("127.0.0.1:0")
-            .args(extra)
+            .arg("127.0.0.1:0");
+        if postgres::enabled() {
+            cmd.args(["--backend", "postgres", "--postgres-url"])
+                .arg(postgres::database_for(dir));
+        }
+        cmd.args(extra)
             .env("LEDGER_ADMIN_TOKEN", TOKEN)
             .env("RUST_LOG", "warn")
             .envs(envs.iter().copied())
@@ -226,6 +310,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // A server that owns its directory is not restarted: its database goes with it.
+        if postgres::enabled() && self._tmp.is_some() {
+            postgres::drop_database_for(&self.data_dir);
+        }
     }
 }
 

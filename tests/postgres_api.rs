@@ -1,0 +1,13 @@
+//! The black-box API suite again, every server on PostgreSQL: the same test files as the
+//! embedded runs, each server with a fresh database on `LEDGER_TEST_POSTGRES_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`). An unreachable server fails
+//! the tests with a message saying so; they never skip.
+
+#[path = "authz.rs"]
+mod authz;
+#[path = "bad_input.rs"]
+mod bad_input;
+#[path = "lifecycle.rs"]
+mod lifecycle;
+#[path = "time_travel.rs"]
+mod time_travel;
