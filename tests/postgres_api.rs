@@ -3,6 +3,10 @@
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`). An unreachable server fails
 //! the tests with a message saying so; they never skip.
 
+// Each included file declares the shared harness (`mod common;`) as its own binary does;
+// here that compiles it once per file, which is harmless.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "authz.rs"]
 mod authz;
 #[path = "bad_input.rs"]

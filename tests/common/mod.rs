@@ -120,7 +120,28 @@ impl Server {
         Server::start_in_with(dir, extra, &[])
     }
 
+    /// Starts another node on the PostgreSQL database of `shared` (a data directory a
+    /// first node was started on), with a data directory of its own.
+    pub fn start_node(shared: &Path, extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::launch(&dir, Some(shared), extra, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub fn start_in_with(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::launch(dir, Some(dir), extra, envs)
+    }
+
+    /// `database` names the data directory whose PostgreSQL database to use (PostgreSQL
+    /// binaries only).
+    fn launch(
+        dir: &Path,
+        database: Option<&Path>,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -134,9 +155,9 @@ impl Server {
             .arg(dir)
             .arg("--listen")
             .arg("127.0.0.1:0");
-        if postgres::enabled() {
+        if let Some(db) = database.filter(|_| postgres::enabled()) {
             cmd.args(["--backend", "postgres", "--postgres-url"])
-                .arg(postgres::database_for(dir));
+                .arg(postgres::database_for(db));
         }
         cmd.args(extra)
             .env("LEDGER_ADMIN_TOKEN", TOKEN)
@@ -310,7 +331,8 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
-        // A server that owns its directory is not restarted: its database goes with it.
+        // A server that owns its directory is not restarted: its database goes with it
+        // (nodes started on another's database find none of their own to drop).
         if postgres::enabled() && self._tmp.is_some() {
             postgres::drop_database_for(&self.data_dir);
         }
