@@ -1,9 +1,11 @@
 //! As-of reads against an independent fold: for random histories, at every position of
 //! the log, one instance, filtered lists (items, totals, cursor paging) and the fleet's
-//! state hash equal what folding the log prefix gives.
+//! state hash equal what folding the log prefix gives. Runs on the embedded store here
+//! and on PostgreSQL in `postgres_store`.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use instance_ledger::domain::catalog::{Kind, Spec as ResourceSpec};
 use instance_ledger::domain::instance::{self, Command, Instance, Patch, Sizing};
@@ -12,10 +14,9 @@ use instance_ledger::projection::{Filter, index};
 use instance_ledger::service::{
     Ledger, Outcome, RequestMeta, WriteCommand, WriteRequest, WriterConfig,
 };
+use instance_ledger::store::Snapshot;
 use instance_ledger::store::envelope::Payload;
 use instance_ledger::store::projection::StateHash;
-use instance_ledger::store::redb::RedbStore;
-use instance_ledger::store::{EventStore, Snapshot};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -156,11 +157,12 @@ proptest! {
 
     #[test]
     fn as_of_answers_equal_a_fold_of_the_log_prefix(ops in proptest::collection::vec(arb_op(), 1..45)) {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Arc::new(RedbStore::open(dir.path()).expect("open"));
+        let test_store = common::TestStore::open();
+        let store = test_store.store.clone();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+        // Started outside the runtime: it reads the store, which may be a blocking client.
+        let (ledger, writer) = Ledger::start(store.clone(), WriterConfig::default(), None).expect("start");
         let (projects, customer) = rt.block_on(async {
-            let (ledger, writer) = Ledger::start(store.clone(), WriterConfig::default(), None).expect("start");
             let customer = Uuid::from_u128(99);
             let projects = [Uuid::from_u128(1), Uuid::from_u128(2)];
             // A catalog event in the log, so positions are not all instance events.
@@ -192,7 +194,7 @@ proptest! {
             writer.join().expect("writer");
             (projects, customer)
         });
-        store.verify().expect("projections, history included, equal a rebuild");
+        test_store.verify_embedded();
         let filters: Vec<Vec<Filter>> = vec![
             vec![],
             vec![Filter::State(State::Running)],

@@ -459,3 +459,52 @@ impl Catalog {
         })
     }
 }
+
+/// The store under a store-level test: the embedded one, or PostgreSQL (a fresh database)
+/// in the `postgres_*` binaries.
+pub struct TestStore {
+    pub store: std::sync::Arc<dyn instance_ledger::store::EventStore>,
+    redb: Option<std::sync::Arc<instance_ledger::store::redb::RedbStore>>,
+    dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub fn open() -> TestStore {
+        let dir = tempfile::tempdir().expect("dir");
+        if postgres::enabled() {
+            let url = postgres::database_for(dir.path());
+            let store = instance_ledger::store::postgres::PgStore::connect(&url, Duration::ZERO)
+                .expect("open the PostgreSQL store");
+            TestStore {
+                store: std::sync::Arc::new(store),
+                redb: None,
+                dir,
+            }
+        } else {
+            let store = std::sync::Arc::new(
+                instance_ledger::store::redb::RedbStore::open(dir.path()).expect("open"),
+            );
+            TestStore {
+                store: store.clone(),
+                redb: Some(store),
+                dir,
+            }
+        }
+    }
+
+    /// The embedded store's full check (hash chain, every projection against a rebuild).
+    /// On PostgreSQL the tests check the same projections through the read contract.
+    pub fn verify_embedded(&self) -> Option<instance_ledger::store::redb::VerifyReport> {
+        self.redb
+            .as_ref()
+            .map(|s| s.verify().expect("projections match a rebuild"))
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if postgres::enabled() {
+            postgres::drop_database_for(self.dir.path());
+        }
+    }
+}
