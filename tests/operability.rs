@@ -260,6 +260,13 @@ fn serve_help_documents_every_setting_with_its_environment_variable_and_default(
         ("--log-format", "LEDGER_LOG_FORMAT", Some("text")),
         ("--workers", "LEDGER_WORKERS", None),
         ("--cache-mb", "LEDGER_CACHE_MB", Some("1024")),
+        ("--backend", "LEDGER_BACKEND", Some("redb")),
+        ("--postgres-url", "LEDGER_POSTGRES_URL", None),
+        (
+            "--postgres-wait-secs",
+            "LEDGER_POSTGRES_WAIT_SECS",
+            Some("30"),
+        ),
         ("--config", "LEDGER_CONFIG", None),
     ] {
         let start = help
@@ -275,4 +282,43 @@ fn serve_help_documents_every_setting_with_its_environment_variable_and_default(
             );
         }
     }
+}
+
+#[test]
+fn an_unreachable_postgres_is_retried_with_a_log_line_then_start_up_fails_clearly() {
+    let dir = tempfile::tempdir().expect("dir");
+    // `output()` returning at all shows the wait is bounded.
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["serve", "--backend", "postgres", "--listen", "127.0.0.1:0"])
+        .args(["--postgres-url", "postgres://postgres@127.0.0.1:1/ledger"])
+        .args(["--postgres-wait-secs", "2"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started without a database: {err}");
+    assert!(
+        err.contains("PostgreSQL is not reachable yet; retrying"),
+        "no retry log line: {err}"
+    );
+    assert!(
+        err.contains("was not reachable within 2 s"),
+        "unclear final error: {err}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["serve", "--backend", "postgres", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("LEDGER_POSTGRES_URL")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--postgres-url"),
+        "does not name the setting: {err}"
+    );
 }

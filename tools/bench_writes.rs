@@ -1,16 +1,21 @@
 //! Write-path benchmark: durable throughput of the ledger's writer (decide, hash chain,
 //! log, stream index, projections, one commit per batch) against a bare redb baseline
 //! measured in the same run on the same disk: batches of 64 raw inserts, one durable
-//! commit each. Prints events/s for both and their ratio.
+//! commit each. Prints events/s for both and their ratio; then the same workload on the
+//! PostgreSQL backend with 1 and with 3 nodes (each node its own store connections and
+//! writer, submitters spread over the nodes) on a fresh database of
+//! `LEDGER_BENCH_POSTGRES_URL` (default the local server).
 //!
 //! Run: `cargo bench --bench bench_writes` (optional: `-- <events> <concurrency>`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use instance_ledger::domain::catalog::{Kind, Spec};
 use instance_ledger::domain::instance::{self, Sizing};
 use instance_ledger::service::{Ledger, RequestMeta, WriteCommand, WriteRequest, WriterConfig};
+use instance_ledger::store::EventStore;
+use instance_ledger::store::postgres::PgStore;
 use instance_ledger::store::redb::RedbStore;
 use redb::{Database, TableDefinition};
 use uuid::Uuid;
@@ -47,11 +52,21 @@ fn meta() -> RequestMeta {
     }
 }
 
-async fn ledger(events: u64, concurrency: u64) -> anyhow::Result<(f64, f64)> {
-    let dir = tempfile::tempdir()?;
-    let store = Arc::new(RedbStore::open(dir.path())?);
-    let (ledger, writer) = Ledger::start(store, WriterConfig::default(), None)?;
-    let image = match ledger
+/// Starts one ledger (writer) per store; outside the async runtime, since starting reads
+/// the store and PostgreSQL's client blocks.
+fn start(stores: Vec<Arc<dyn EventStore>>) -> anyhow::Result<Nodes> {
+    let mut nodes = Vec::new();
+    for store in stores {
+        nodes.push(Ledger::start(store, WriterConfig::default(), None)?);
+    }
+    Ok(nodes)
+}
+
+type Nodes = Vec<(Ledger, std::thread::JoinHandle<()>)>;
+
+async fn ledger(nodes: Nodes, events: u64, concurrency: u64) -> anyhow::Result<(f64, f64)> {
+    let ledgers: Vec<Ledger> = nodes.iter().map(|(l, _)| l.clone()).collect();
+    let image = match ledgers[0]
         .submit(WriteRequest {
             command: WriteCommand::CreateResource {
                 kind: Kind::Image,
@@ -89,8 +104,9 @@ async fn ledger(events: u64, concurrency: u64) -> anyhow::Result<(f64, f64)> {
     };
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (ledger, spec) = (ledger.clone(), spec.clone());
+    for n in 0..concurrency {
+        let ledger = ledgers[n as usize % ledgers.len()].clone();
+        let spec = spec.clone();
         let per_task = events / concurrency;
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_task as usize);
@@ -115,9 +131,34 @@ async fn ledger(events: u64, concurrency: u64) -> anyhow::Result<(f64, f64)> {
     let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
-    drop(ledger);
-    let _ = writer.join();
+    drop(ledgers);
+    for (ledger, writer) in nodes {
+        drop(ledger);
+        let _ = writer.join();
+    }
     Ok((rate, p99))
+}
+
+/// Creates database `name` on the benchmark server; returns its URL and a function that
+/// drops it.
+#[allow(clippy::type_complexity)]
+fn fresh_database(name: &str) -> anyhow::Result<(String, Box<dyn FnOnce() -> anyhow::Result<()>>)> {
+    let admin = std::env::var("LEDGER_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls)?;
+    client.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+    ))?;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let url = format!("{base}/{name}");
+    let name = name.to_string();
+    Ok((
+        url,
+        Box::new(move || {
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+            Ok(())
+        }),
+    ))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -131,14 +172,32 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let base = baseline(events)?;
-    let (rate, p99) = rt.block_on(ledger(events, concurrency))?;
+    let dir = tempfile::tempdir()?;
+    let redb: Arc<dyn EventStore> = Arc::new(RedbStore::open(dir.path())?);
+    let (rate, p99) = rt.block_on(ledger(start(vec![redb])?, events, concurrency))?;
     let base_again = baseline(events)?;
     let base = (base + base_again) / 2.0;
     println!("baseline  bare redb, 64 inserts per durable commit: {base:>10.0} events/s");
     println!(
-        "ledger    create instance, {concurrency} concurrent submitters: {rate:>10.0} events/s (p99 {:.1} ms)",
+        "redb      create instance, {concurrency} concurrent submitters: {rate:>10.0} events/s (p99 {:.1} ms)",
         p99 * 1000.0
     );
-    println!("ratio     ledger / baseline: {:.3}", rate / base);
+    println!("ratio     redb ledger / baseline: {:.3}", rate / base);
+
+    for nodes in [1usize, 3] {
+        let (url, drop_db) =
+            fresh_database(&format!("ledger_bench_{}_{nodes}", std::process::id()))?;
+        let mut stores: Vec<Arc<dyn EventStore>> = Vec::new();
+        for _ in 0..nodes {
+            stores.push(Arc::new(PgStore::connect(&url, Duration::from_secs(5))?));
+        }
+        let (pg_rate, pg_p99) = rt.block_on(ledger(start(stores)?, events, concurrency))?;
+        drop_db()?;
+        println!(
+            "postgres  {nodes} node(s), {concurrency} concurrent submitters:  {pg_rate:>10.0} events/s (p99 {:.1} ms), {:.3} x redb",
+            pg_p99 * 1000.0,
+            pg_rate / rate
+        );
+    }
     Ok(())
 }

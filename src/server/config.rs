@@ -73,7 +73,7 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGER_WORKERS")]
     pub workers: Option<usize>,
     /// Where the ledger lives: `redb` (an embedded file in the data directory) or
-    /// `postgres` (shared by several nodes; needs --postgres-url).
+    /// `postgres` (shared by several nodes, at the URL given below).
     #[arg(long, env = "LEDGER_BACKEND", default_value = "redb")]
     pub backend: Backend,
     /// PostgreSQL connection URL for `--backend postgres`, e.g.

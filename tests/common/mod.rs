@@ -53,17 +53,39 @@ pub mod postgres {
     ) -> T {
         std::thread::spawn(move || {
             let url = admin_url();
-            let mut client =
-                ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap_or_else(|e| {
+            let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls)
+                .or_else(|e| {
+                    start_local_cluster();
+                    ::postgres::Client::connect(&url, ::postgres::NoTls).map_err(|_| e)
+                })
+                .unwrap_or_else(|e| {
                     panic!(
                         "PostgreSQL tests need a server at {url} (set LEDGER_TEST_POSTGRES_URL; \
-                         `.ci/run` starts the local one): {e}"
+                         with the default, the local cluster is started if it is down): {e}"
                     )
                 });
             f(&mut client)
         })
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    /// With the default URL, starts the machine's own PostgreSQL cluster if it is down (once
+    /// per test binary), so `cargo test` needs no set-up on a fresh machine.
+    fn start_local_cluster() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        if std::env::var("LEDGER_TEST_POSTGRES_URL").is_ok() {
+            return;
+        }
+        ONCE.call_once(|| {
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(
+                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -n1) main start \
+                     && for i in $(seq 1 30); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done",
+                )
+                .status();
+        });
     }
 
     /// A fresh database named after the data directory (so a restart on the same
