@@ -261,6 +261,7 @@ fn serve_help_documents_every_setting_with_its_environment_variable_and_default(
         ("--workers", "LEDGER_WORKERS", None),
         ("--cache-mb", "LEDGER_CACHE_MB", Some("1024")),
         ("--backend", "LEDGER_BACKEND", Some("redb")),
+        ("--driver-sweep-secs", "LEDGER_DRIVER_SWEEP_SECS", Some("5")),
         ("--postgres-url", "LEDGER_POSTGRES_URL", None),
         (
             "--postgres-wait-secs",

@@ -89,12 +89,18 @@ fn step(event_type: &str, data: &Value) -> (Option<Operation>, State) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_with_conflicting_clients_lose_and_duplicate_nothing() {
-    let first = Server::start(&["--driver-delay-ms", "5"]);
+    let first = Server::start(&["--driver-delay-ms", "5", "--driver-sweep-secs", "1"]);
     let shared = first.data_dir.clone();
     let nodes = Arc::new(vec![
         first,
-        Server::start_node(&shared, &["--driver-delay-ms", "5"]),
-        Server::start_node(&shared, &["--driver-delay-ms", "5"]),
+        Server::start_node(
+            &shared,
+            &["--driver-delay-ms", "5", "--driver-sweep-secs", "1"],
+        ),
+        Server::start_node(
+            &shared,
+            &["--driver-delay-ms", "5", "--driver-sweep-secs", "1"],
+        ),
     ]);
     let cat = Catalog::create(&nodes[0]).await;
     let mut ids = Vec::new();
@@ -272,4 +278,29 @@ async fn three_nodes_with_conflicting_clients_lose_and_duplicate_nothing() {
         }
         assert!(!state.is_transitional(), "{id}: a request never completed");
     }
+}
+
+#[tokio::test]
+async fn a_transition_left_by_a_dead_node_is_completed_once_by_another() {
+    // Node A's driver would wait ten minutes; node B sweeps every second.
+    let mut a = Server::start(&["--driver-delay-ms", "600000"]);
+    let shared = a.data_dir.clone();
+    let b = Server::start_node(
+        &shared,
+        &["--driver-delay-ms", "10", "--driver-sweep-secs", "1"],
+    );
+    let cat = Catalog::create(&a).await;
+    let r = a.post("/v1/instances", cat.instance("orphan")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.id();
+    a.kill9();
+    b.wait_for_state(&id, "running").await;
+    let r = b.get(&format!("/v1/events?instance_id={id}")).await;
+    let types: Vec<&str> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(types, ["Created", "Provisioned"]);
 }

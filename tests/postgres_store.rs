@@ -6,7 +6,47 @@
 // Each included file declares the shared harness (`mod common;`) as its own binary does.
 #![allow(clippy::duplicate_mod)]
 
+mod common;
+
 #[path = "as_of.rs"]
 mod as_of;
 #[path = "store_contract.rs"]
 mod store_contract;
+
+/// Driver claims between nodes: one node holds a transition until its lease expires; a
+/// newer version or the holder itself may claim again.
+#[test]
+fn one_node_at_a_time_holds_a_transitions_claim() {
+    use instance_ledger::store::EventStore;
+    use instance_ledger::store::postgres::PgStore;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let url = common::postgres::database_for(dir.path());
+    let a = PgStore::connect(&url, Duration::ZERO).expect("node a");
+    let b = PgStore::connect(&url, Duration::ZERO).expect("node b");
+    let id = uuid::Uuid::now_v7();
+    let long = Duration::from_secs(60);
+    assert!(a.claim(id, 3, long).expect("claim"), "the first claim wins");
+    assert!(
+        !b.claim(id, 3, long).expect("claim"),
+        "a held claim is refused"
+    );
+    assert!(
+        a.claim(id, 3, long).expect("claim"),
+        "the holder may claim again"
+    );
+    assert!(
+        b.claim(id, 4, long).expect("claim"),
+        "a newer version is a new transition"
+    );
+    assert!(!a.claim(id, 4, long).expect("claim"));
+    assert!(b.claim(id, 5, Duration::ZERO).expect("claim"));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        a.claim(id, 5, long).expect("claim"),
+        "an expired claim is taken over"
+    );
+    drop((a, b));
+    common::postgres::drop_database_for(dir.path());
+}

@@ -2,7 +2,7 @@
 //! configurable fraction of them into `error`.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -29,11 +29,15 @@ pub async fn run(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<Pending>, confi
     let mut in_flight = FuturesUnordered::new();
     let mut seq = 0u64;
     let mut open = true;
+    // Queued or in flight: the same transition may be reported twice (by the writer and
+    // by a sweep); it is carried out once.
+    let mut known: HashSet<Pending> = HashSet::new();
     loop {
         metrics::gauge!("ledger_driver_backlog").set((due.len() + in_flight.len()) as f64);
         let next = due.peek().map(|Reverse((at, _, _))| *at);
         tokio::select! {
             msg = rx.recv(), if open => match msg {
+                Some(pending) if !known.insert(pending) => {}
                 Some(pending) => {
                     seq += 1;
                     due.push(Reverse((Instant::now() + config.delay, seq, pending)));
@@ -50,13 +54,36 @@ pub async fn run(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<Pending>, confi
                     in_flight.push(complete(ledger.clone(), pending, config.failure_rate));
                 }
             },
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {},
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                known.remove(&done);
+            },
             else => return,
         }
     }
 }
 
-async fn complete(ledger: Ledger, pending: Pending, failure_rate: f64) {
+/// How long a claimed transition stays with this node before another may take it over.
+const CLAIM_LEASE: Duration = Duration::from_secs(30);
+
+/// Completes (or fails) one transition, if this node wins its claim. Returns it.
+async fn complete(ledger: Ledger, pending: Pending, failure_rate: f64) -> Pending {
+    let store = ledger.store().clone();
+    let claimed =
+        tokio::task::spawn_blocking(move || store.claim(pending.id, pending.version, CLAIM_LEASE))
+            .await;
+    match claimed {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            tracing::debug!(instance = %pending.id, "another node carries out this transition");
+            return pending;
+        }
+        // Unclaimable now (e.g. the database is away): a later sweep finds it again.
+        Ok(Err(e)) => {
+            tracing::warn!(instance = %pending.id, error = %e, "driver could not claim a transition");
+            return pending;
+        }
+        Err(_) => return pending,
+    }
     let command = if failure_rate > 0.0 && rand::random::<f64>() < failure_rate {
         Command::Fail {
             reason: "simulated failure".into(),
@@ -88,10 +115,10 @@ async fn complete(ledger: Ledger, pending: Pending, failure_rate: f64) {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
-            Ok(_) => return,
+            Ok(_) => return pending,
             Err(e) => {
                 tracing::debug!(instance = %pending.id, error = %e, "driver completion skipped");
-                return;
+                return pending;
             }
         }
     }

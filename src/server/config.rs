@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Fraction (0 to 1) of requested transitions the simulated driver fails into `error`.
     #[arg(long, env = "LEDGER_DRIVER_FAILURE_RATE", default_value_t = 0.0, value_parser = parse_rate)]
     pub driver_failure_rate: f64,
+    /// On PostgreSQL: how often this node looks for pending transitions that no
+    /// node is carrying out (e.g. their node died) and claims them for its driver.
+    #[arg(long, env = "LEDGER_DRIVER_SWEEP_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub driver_sweep_secs: u64,
     /// Writes that may wait for the writer before new ones get 503.
     #[arg(long, env = "LEDGER_QUEUE_CAPACITY", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     pub queue_capacity: u64,

@@ -95,6 +95,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if resumed > 0 {
         tracing::info!(resumed, "picked up pending transitions");
     }
+    // Several nodes share a PostgreSQL ledger: each one also sweeps for pending transitions
+    // no node is carrying out (their node died); claims keep it to one driver each.
+    let sweep_task = (args.backend == Backend::Postgres).then(|| {
+        let (ledger, tx) = (ledger.clone(), pending_tx.clone());
+        let every = Duration::from_secs(args.driver_sweep_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let (ledger, tx) = (ledger.clone(), tx.clone());
+                let swept = tokio::task::spawn_blocking(move || driver::resume(&ledger, &tx));
+                if let Ok(Err(e)) = swept.await {
+                    tracing::warn!(error = %e, "driver sweep failed");
+                }
+            }
+        })
+    });
     drop(pending_tx);
     let driver_running = Arc::new(AtomicBool::new(true));
     let driver_flag = driver_running.clone();
@@ -139,6 +157,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     tracing::info!("shutting down");
     driver_task.abort();
+    if let Some(task) = sweep_task {
+        task.abort();
+    }
     upkeep_task.abort();
     drop(ledger);
     // The writer drains what was queued, then exits once the last handle is gone.

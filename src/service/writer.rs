@@ -36,7 +36,7 @@ impl Default for WriterConfig {
 }
 
 /// An instance left waiting for a driver at this version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pending {
     pub id: Uuid,
     pub version: u64,

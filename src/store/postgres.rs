@@ -36,11 +36,18 @@ use crate::domain::instance::Instance;
 use crate::projection::{IndexKey, Page};
 
 /// The migrations, in order: (version, name, SQL). Embedded so a node needs no files.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_ledger.sql",
-    include_str!("../../schema/postgres/0001_ledger.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_ledger.sql",
+        include_str!("../../schema/postgres/0001_ledger.sql"),
+    ),
+    (
+        2,
+        "0002_driver_claims.sql",
+        include_str!("../../schema/postgres/0002_driver_claims.sql"),
+    ),
+];
 
 /// Arbitrary constant for the advisory lock that serializes migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x6c65_6467_6572;
@@ -92,6 +99,8 @@ impl Conn {
 
 pub struct PgStore {
     config: postgres::Config,
+    /// This process among the nodes sharing the database (driver claims).
+    node: Uuid,
     /// The writer's connection (one writer thread per node); reconnected after a failure.
     writer: Mutex<Option<Conn>>,
     readers: Mutex<Vec<Conn>>,
@@ -109,6 +118,7 @@ impl PgStore {
         }
         let store = PgStore {
             config,
+            node: Uuid::new_v4(),
             writer: Mutex::new(None),
             readers: Mutex::new(Vec::new()),
         };
@@ -366,6 +376,29 @@ impl EventStore for PgStore {
 
     fn watch_commits(&self, wake: Box<dyn Fn(u64) + Send>) -> Result<(), StoreError> {
         self.listen(wake)
+    }
+
+    fn claim(&self, id: Uuid, version: u64, lease: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.reader()?;
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        // A claim is taken over only for a newer version, after it expired, or by its own
+        // node (a retry).
+        let row = conn
+            .client
+            .query_opt(
+                "INSERT INTO driver_claims (instance_id, version, node, expires_at)
+                 VALUES ($1, $2, $3, now() + $4::float8 * interval '1 millisecond')
+                 ON CONFLICT (instance_id) DO UPDATE
+                   SET version = EXCLUDED.version, node = EXCLUDED.node, expires_at = EXCLUDED.expires_at
+                   WHERE driver_claims.version < EXCLUDED.version
+                      OR driver_claims.expires_at < now()
+                      OR driver_claims.node = EXCLUDED.node
+                 RETURNING node",
+                &[&id, &pos(version), &self.node, &(lease_ms as f64)],
+            )
+            .map_err(pg)?;
+        self.give_back(conn);
+        Ok(row.is_some())
     }
 }
 
