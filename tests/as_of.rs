@@ -194,7 +194,7 @@ proptest! {
             writer.join().expect("writer");
             (projects, customer)
         });
-        test_store.verify_embedded();
+        test_store.verify().expect("projections, history included, equal a rebuild");
         let filters: Vec<Vec<Filter>> = vec![
             vec![],
             vec![Filter::State(State::Running)],

@@ -252,6 +252,28 @@ async fn three_nodes_with_conflicting_clients_lose_and_duplicate_nothing() {
         assert_eq!(e["type"], want, "{id} v{version}");
     }
 
+    // `ledger verify` on the shared database, with the nodes running: the chain and every
+    // projection equal a rebuild from the log.
+    let url = common::postgres::database_for(&shared);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(["verify", "--backend", "postgres", "--postgres-url", &url])
+            .output()
+            .expect("run ledger verify")
+    })
+    .await
+    .expect("verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "verify failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{} events", log.len())),
+        "verify did not check the whole log: {text}"
+    );
+
     // Every timeline is a legal path, versions 1..n; each request completed exactly once.
     for id in ids.iter() {
         let events = &streams[id];

@@ -38,10 +38,10 @@ pub enum Command {
     /// Run the HTTP server on the embedded store.
     Serve(ServeArgs),
     /// Check the hash chain end to end and compare every projection with a rebuild from
-    /// the log. Needs the server to be stopped (it holds the store open).
+    /// the log. On redb it needs the server to be stopped (the server holds the file).
     Verify(VerifyArgs),
     /// Write every stored event to stdout as JSON lines, byte for byte as stored (the
-    /// SHA-256 of each line is its hash). Needs the server to be stopped.
+    /// SHA-256 of each line is its hash). On redb it needs the server to be stopped.
     Export(VerifyArgs),
 }
 
@@ -97,6 +97,12 @@ pub struct ServeArgs {
 pub struct VerifyArgs {
     #[arg(long, env = "LEDGER_DATA_DIR", default_value = "./ledger-data")]
     pub data_dir: PathBuf,
+    /// `redb` (the file in the data directory) or `postgres` (at --postgres-url; works
+    /// while nodes run: `verify` holds appends back until it is done).
+    #[arg(long, env = "LEDGER_BACKEND", default_value = "redb")]
+    pub backend: Backend,
+    #[arg(long, env = "LEDGER_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

@@ -176,20 +176,37 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn postgres_for(args: &VerifyArgs) -> anyhow::Result<PgStore> {
+    let url = args
+        .postgres_url
+        .as_deref()
+        .context("--backend postgres needs --postgres-url (or LEDGER_POSTGRES_URL)")?;
+    PgStore::connect(url, Duration::from_secs(5)).context("opening the ledger on PostgreSQL")
+}
+
+fn open_redb(args: &VerifyArgs) -> anyhow::Result<RedbStore> {
+    RedbStore::open(&args.data_dir)
+        .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))
+}
+
 pub fn export(args: VerifyArgs) -> anyhow::Result<()> {
-    let store = RedbStore::open(&args.data_dir)
-        .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let n = store.export(&mut out).context("export failed")?;
+    let n = match args.backend {
+        Backend::Redb => open_redb(&args)?.export(&mut out),
+        Backend::Postgres => postgres_for(&args)?.export(&mut out),
+    }
+    .context("export failed")?;
     tracing::info!(events = n, "exported");
     Ok(())
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let store = RedbStore::open(&args.data_dir)
-        .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
-    let report = store.verify().context("verification failed")?;
+    let report = match args.backend {
+        Backend::Redb => open_redb(&args)?.verify(),
+        Backend::Postgres => postgres_for(&args)?.verify(),
+    }
+    .context("verification failed")?;
     println!(
         "ok: {} events, hash chain intact up to position {} ({}); {} instances and {} index entries match a rebuild from the log",
         report.events,

@@ -42,6 +42,15 @@ pub struct Head {
     pub hash: [u8; 32],
 }
 
+/// What `verify` checked: the whole chain up to `head`, and projections equal to a rebuild.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub instances: u64,
+    pub index_entries: u64,
+    pub head: Head,
+}
+
 /// Operations inside one write transaction. Reads see the transaction's own writes, so
 /// commands on the same instance within one batch see each other's effects.
 pub trait WriteTxn {

@@ -25,11 +25,11 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement, Transaction};
 use uuid::Uuid;
 
-use super::envelope::{self, Envelope, NewEvent};
+use super::envelope::{self, Envelope, NewEvent, Payload};
 use super::projection::{
     ProjectionTables, Projector, StateHash, decode_json, encode_json, intersect, paged,
 };
-use super::{EventStore, Head, Snapshot, StoreError, WriteTxn};
+use super::{EventStore, Head, Snapshot, StoreError, VerifyReport, WriteTxn};
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
 use crate::domain::instance::Instance;
@@ -246,6 +246,126 @@ impl PgStore {
             })
             .map(|_| ())
             .map_err(|e| StoreError::Io(format!("cannot start the commit listener: {e}")))
+    }
+
+    /// Checks the whole hash chain and rebuilds every projection from the log into a
+    /// scratch schema, comparing each table with the live one. Runs in one transaction
+    /// that holds the head row shared, so appends wait while it runs; the scratch schema
+    /// is rolled back with it.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut conn = self.open_conn()?;
+        let mut tx = conn.client.transaction().map_err(pg)?;
+        let live: String = tx
+            .query_one("SELECT current_schema()", &[])
+            .map_err(pg)?
+            .get(0);
+        let live = format!("\"{}\"", live.replace('"', "\"\""));
+        let row = tx
+            .query_one("SELECT position, hash FROM head FOR SHARE", &[])
+            .map_err(pg)?;
+        let head = Head {
+            position: unpos(row.get(0)),
+            hash: hash32(row.get::<_, &[u8]>(1))?,
+        };
+        let scratch = format!("ledger_verify_{}", Uuid::new_v4().simple());
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA {scratch}; SET LOCAL search_path = {scratch}"
+        ))
+        .map_err(pg)?;
+        for (_, _, sql) in MIGRATIONS {
+            tx.batch_execute(sql).map_err(pg)?;
+        }
+        let read_events = format!(
+            "SELECT position, hash, body FROM {live}.events WHERE position > $1 ORDER BY position LIMIT 1000"
+        );
+        let mut report = VerifyReport::default();
+        let mut prev = [0u8; 32];
+        let mut projector = Projector::new(StateHash::default());
+        let mut statements = HashMap::new();
+        loop {
+            let rows = tx.query(&read_events, &[&pos(report.events)]).map_err(pg)?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut w = PgWrite {
+                tx: &mut tx,
+                statements: &mut statements,
+                buf: Buffer::default(),
+                projector,
+                head,
+                dirty: false,
+            };
+            for row in &rows {
+                let at = unpos(row.get(0));
+                let hash: &[u8] = row.get(1);
+                let env = super::projection::check_link(at, hash, row.get(2), &prev)?;
+                if at != report.events + 1 {
+                    return Err(corrupt(
+                        format!("position {}", report.events + 1),
+                        "missing event",
+                    ));
+                }
+                prev = hash32(hash)?;
+                let payload = env
+                    .payload()
+                    .map_err(|e| corrupt(format!("position {at}"), e))?;
+                w.project(&env, &payload)?;
+                report.events += 1;
+            }
+            projector = std::mem::replace(&mut w.projector, Projector::new(StateHash::default()));
+            let buf = std::mem::take(&mut w.buf);
+            drop(w);
+            buf.flush(&mut tx).map_err(pg)?;
+        }
+        if head.position != report.events || head.hash != prev {
+            return Err(corrupt(
+                "head",
+                "the recorded head does not match the last event",
+            ));
+        }
+        for table in [
+            "instances",
+            "resources",
+            "users",
+            "short_ids",
+            "index_entries",
+            "index_counts",
+            "history",
+            "count_history",
+            "times",
+            "creations",
+            "state_hashes",
+            "versions",
+        ] {
+            let differing: i64 = tx
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM ((TABLE {live}.{table} EXCEPT ALL TABLE {scratch}.{table})
+                         UNION ALL (TABLE {scratch}.{table} EXCEPT ALL TABLE {live}.{table})) d"
+                    ),
+                    &[],
+                )
+                .map_err(pg)?
+                .get(0);
+            if differing > 0 {
+                return Err(corrupt(
+                    format!("projection {table}"),
+                    format!("{differing} rows differ from a rebuild from the log"),
+                ));
+            }
+        }
+        let count = |tx: &mut Transaction<'_>, table: &str| -> Result<u64, StoreError> {
+            let n: i64 = tx
+                .query_one(&format!("SELECT count(*) FROM {live}.{table}"), &[])
+                .map_err(pg)?
+                .get(0);
+            Ok(unpos(n))
+        };
+        report.instances = count(&mut tx, "instances")?;
+        report.index_entries = count(&mut tx, "index_entries")?;
+        report.head = head;
+        tx.rollback().map_err(pg)?;
+        Ok(report)
     }
 
     /// Every stored event, exactly as stored, one per line.
@@ -658,6 +778,15 @@ struct PgWrite<'a, 'c> {
 }
 
 impl PgWrite<'_, '_> {
+    /// Projects one event into this transaction's tables (buffered).
+    fn project(&mut self, env: &Envelope, payload: &Payload) -> Result<(), StoreError> {
+        let mut projector =
+            std::mem::replace(&mut self.projector, Projector::new(StateHash::default()));
+        let applied = projector.apply(self, env, payload);
+        self.projector = projector;
+        applied.map(|_| ())
+    }
+
     fn query_opt(
         &mut self,
         sql: &'static str,

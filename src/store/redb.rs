@@ -219,35 +219,18 @@ impl RedbStore {
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub events: u64,
-    pub instances: u64,
-    pub index_entries: u64,
-    pub head: Head,
-}
+pub use super::VerifyReport;
 
-/// Checks one stored event against its hash and its predecessor's.
+/// Checks one stored record (hash, then the envelope's bytes) against its predecessor.
 fn check_link(pos: u64, stored: &[u8], prev: &[u8; 32]) -> Result<Envelope, StoreError> {
-    let at = || format!("position {pos}");
     if stored.len() < 32 {
-        return Err(corrupt(at(), "record shorter than its hash"));
-    }
-    let (hash, body) = stored.split_at(32);
-    if envelope::hash(body) != hash {
-        return Err(corrupt(at(), "hash does not match the stored bytes"));
-    }
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| corrupt(at(), e))?;
-    if env.position != pos {
         return Err(corrupt(
-            at(),
-            format!("envelope says position {}", env.position),
+            format!("position {pos}"),
+            "record shorter than its hash",
         ));
     }
-    if env.prev_hash != envelope::hex(prev) {
-        return Err(corrupt(at(), "previous-hash link is broken"));
-    }
-    Ok(env)
+    let (hash, body) = stored.split_at(32);
+    super::projection::check_link(pos, hash, body, prev)
 }
 
 fn compare<K, V>(

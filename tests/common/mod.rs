@@ -487,6 +487,7 @@ impl Catalog {
 pub struct TestStore {
     pub store: std::sync::Arc<dyn instance_ledger::store::EventStore>,
     redb: Option<std::sync::Arc<instance_ledger::store::redb::RedbStore>>,
+    pg: Option<std::sync::Arc<instance_ledger::store::postgres::PgStore>>,
     dir: tempfile::TempDir,
 }
 
@@ -495,11 +496,14 @@ impl TestStore {
         let dir = tempfile::tempdir().expect("dir");
         if postgres::enabled() {
             let url = postgres::database_for(dir.path());
-            let store = instance_ledger::store::postgres::PgStore::connect(&url, Duration::ZERO)
-                .expect("open the PostgreSQL store");
+            let store = std::sync::Arc::new(
+                instance_ledger::store::postgres::PgStore::connect(&url, Duration::ZERO)
+                    .expect("open the PostgreSQL store"),
+            );
             TestStore {
-                store: std::sync::Arc::new(store),
+                store: store.clone(),
                 redb: None,
+                pg: Some(store),
                 dir,
             }
         } else {
@@ -509,17 +513,34 @@ impl TestStore {
             TestStore {
                 store: store.clone(),
                 redb: Some(store),
+                pg: None,
                 dir,
             }
         }
     }
 
-    /// The embedded store's full check (hash chain, every projection against a rebuild).
-    /// On PostgreSQL the tests check the same projections through the read contract.
-    pub fn verify_embedded(&self) -> Option<instance_ledger::store::redb::VerifyReport> {
-        self.redb
-            .as_ref()
-            .map(|s| s.verify().expect("projections match a rebuild"))
+    /// The backend's full check: the hash chain, and every projection against a rebuild
+    /// from the log.
+    pub fn verify(
+        &self,
+    ) -> Result<instance_ledger::store::VerifyReport, instance_ledger::store::StoreError> {
+        match (&self.redb, &self.pg) {
+            (Some(s), _) => s.verify(),
+            (_, Some(s)) => s.verify(),
+            _ => unreachable!("a test store has a backend"),
+        }
+    }
+
+    /// Runs SQL on the PostgreSQL test database (PostgreSQL binaries only).
+    pub fn sql(&self, sql: &str) {
+        let url = postgres::database_for(self.dir.path());
+        let sql = sql.to_string();
+        std::thread::spawn(move || {
+            let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
+            c.batch_execute(&sql).expect("sql");
+        })
+        .join()
+        .expect("sql thread");
     }
 }
 
