@@ -145,17 +145,26 @@ async fn ledger(nodes: Nodes, events: u64, concurrency: u64) -> anyhow::Result<(
 fn fresh_database(name: &str) -> anyhow::Result<(String, Box<dyn FnOnce() -> anyhow::Result<()>>)> {
     let admin = std::env::var("LEDGER_BENCH_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut client = postgres::Client::connect(&admin, postgres::NoTls)?;
-    client.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-    ))?;
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+        .map_err(|e| anyhow::anyhow!("connecting to {admin}: {e:?}"))?;
+    // One statement each: neither may run inside a (multi-statement) transaction.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        client
+            .batch_execute(&sql)
+            .map_err(|e| anyhow::anyhow!("{sql}: {e:?}"))?;
+    }
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     let url = format!("{base}/{name}");
     let name = name.to_string();
     Ok((
         url,
         Box::new(move || {
-            client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+            client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .map_err(|e| anyhow::anyhow!("dropping {name}: {e:?}"))?;
             Ok(())
         }),
     ))
