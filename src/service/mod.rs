@@ -129,7 +129,10 @@ impl Ledger {
         let (commits_tx, commits) = watch::channel(head);
         // Commits by other nodes sharing the store wake live readers too.
         let remote = commits_tx.clone();
-        store.watch_commits(Box::new(move |p| writer::advance(&remote, p)))?;
+        store.watch_commits(Box::new(move |p| {
+            writer::advance(&remote, p);
+            !remote.is_closed()
+        }))?;
         let handle = writer::spawn(
             store.clone(),
             rx,

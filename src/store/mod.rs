@@ -118,10 +118,11 @@ pub trait EventStore: Send + Sync + 'static {
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
     fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError>;
-    /// Calls `wake` with the new head whenever another process commits to the same store.
+    /// Calls `wake` with the new head whenever another process commits to the same store,
+    /// until it returns false (nobody listens any more).
     /// An embedded store has a single writer, the caller itself, so the default does
     /// nothing.
-    fn watch_commits(&self, wake: Box<dyn Fn(u64) + Send>) -> Result<(), StoreError> {
+    fn watch_commits(&self, wake: Box<dyn Fn(u64) -> bool + Send>) -> Result<(), StoreError> {
         let _ = wake;
         Ok(())
     }

@@ -231,17 +231,22 @@ impl PgStore {
 
     /// Calls `wake(position)` whenever any node commits, from a dedicated LISTEN
     /// connection that reconnects by itself. After a reconnect it wakes with the current
-    /// head, since notifications sent meanwhile are lost.
-    pub fn listen(&self, wake: Box<dyn Fn(u64) + Send>) -> Result<(), StoreError> {
+    /// head, since notifications sent meanwhile are lost. Stops once `wake` returns false
+    /// (nobody listens any more).
+    pub fn listen(&self, wake: Box<dyn Fn(u64) -> bool + Send>) -> Result<(), StoreError> {
         let config = self.config.clone();
         std::thread::Builder::new()
             .name("ledger-listen".into())
             .spawn(move || {
                 loop {
-                    if let Err(e) = listen_once(&config, &*wake) {
-                        tracing::warn!(error = %e, "the PostgreSQL commit listener lost its connection; reconnecting");
+                    match listen_once(&config, &*wake) {
+                        Ok(()) => return,
+                        Err(e) => tracing::warn!(error = %e, "the PostgreSQL commit listener lost its connection; reconnecting"),
                     }
                     std::thread::sleep(Duration::from_millis(500));
+                    if !wake(0) {
+                        return;
+                    }
                 }
             })
             .map(|_| ())
@@ -398,19 +403,32 @@ impl PgStore {
     }
 }
 
-fn listen_once(config: &postgres::Config, wake: &dyn Fn(u64)) -> Result<(), postgres::Error> {
+/// Listens until `wake` says stop (Ok) or the connection fails (Err: reconnect).
+fn listen_once(
+    config: &postgres::Config,
+    wake: &dyn Fn(u64) -> bool,
+) -> Result<(), postgres::Error> {
     let mut client = config.connect(NoTls)?;
     client.batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))?;
     let head: i64 = client.query_one("SELECT position FROM head", &[])?.get(0);
-    wake(unpos(head));
-    let mut notifications = client.notifications();
-    let mut it = notifications.blocking_iter();
-    while let Some(n) = fallible_next(&mut it)? {
-        if let Ok(p) = n.payload().parse::<u64>() {
-            wake(p);
+    if !wake(unpos(head)) {
+        return Ok(());
+    }
+    loop {
+        let mut notifications = client.notifications();
+        // Wakes at least every second to notice that nobody listens any more.
+        let mut it = notifications.timeout_iter(Duration::from_secs(1));
+        while let Some(n) = fallible_next(&mut it)? {
+            if let Ok(p) = n.payload().parse::<u64>()
+                && !wake(p)
+            {
+                return Ok(());
+            }
+        }
+        if !wake(0) {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 fn fallible_next<I>(it: &mut I) -> Result<Option<I::Item>, I::Error>
@@ -494,7 +512,7 @@ impl EventStore for PgStore {
         }))
     }
 
-    fn watch_commits(&self, wake: Box<dyn Fn(u64) + Send>) -> Result<(), StoreError> {
+    fn watch_commits(&self, wake: Box<dyn Fn(u64) -> bool + Send>) -> Result<(), StoreError> {
         self.listen(wake)
     }
 
