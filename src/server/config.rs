@@ -35,7 +35,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server on the embedded store.
+    /// Run the HTTP server (on the embedded store by default, or on PostgreSQL).
     Serve(ServeArgs),
     /// Check the hash chain end to end and compare every projection with a rebuild from
     /// the log. On redb it needs the server to be stopped (the server holds the file).
