@@ -11,12 +11,13 @@ use common::{Catalog, Server};
 use reqwest::{Method, StatusCode};
 
 fn verify(dir: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("run ledger verify");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"));
+    cmd.arg("verify").arg("--data-dir").arg(dir);
+    if common::postgres::enabled() {
+        cmd.args(["--backend", "postgres", "--postgres-url"])
+            .arg(common::postgres::database_for(dir));
+    }
+    let out = cmd.output().expect("run ledger verify");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -11,7 +11,11 @@
 mod authz;
 #[path = "bad_input.rs"]
 mod bad_input;
+#[path = "durability.rs"]
+mod durability;
 #[path = "lifecycle.rs"]
 mod lifecycle;
+#[path = "operability.rs"]
+mod operability;
 #[path = "time_travel.rs"]
 mod time_travel;

@@ -31,8 +31,6 @@ pub struct AppState {
     pub ledger: Ledger,
     pub tokens: auth::Tokens,
     pub metrics: Option<PrometheusHandle>,
-    /// The store's file, for the size gauge.
-    pub store_path: Option<std::path::PathBuf>,
     /// Set by the driver task while it runs; `/readyz` reports it.
     pub driver_running: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }

@@ -89,12 +89,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     metrics::gauge!("ledger_write_queue_depth").set(state.ledger.queue_depth() as f64);
-    if let Some(len) = state
-        .store_path
-        .as_ref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-    {
+    let store = state.ledger.store().clone();
+    if let Ok(Ok(Some(len))) = web::block(move || store.size_bytes()).await {
         metrics::gauge!("ledger_store_bytes").set(len as f64);
     }
     let body = state

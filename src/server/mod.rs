@@ -4,7 +4,6 @@
 pub mod admin_token;
 pub mod config;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -37,7 +36,7 @@ fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHa
 
 /// Opens the configured backend: the redb file (checking its tail) or PostgreSQL (retrying
 /// until `--postgres-wait-secs`, then applying migrations).
-async fn open_store(args: &ServeArgs) -> anyhow::Result<(Arc<dyn EventStore>, Option<PathBuf>)> {
+async fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn EventStore>> {
     match args.backend {
         Backend::Redb => {
             let store = RedbStore::open_with_cache(&args.data_dir, args.cache_mb)
@@ -46,8 +45,7 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<(Arc<dyn EventStore>, Op
                 "the ledger's last event does not match its recorded head; run `ledger verify` and restore from a copy if it fails",
             )?;
             tracing::info!(path = %store.path().display(), position = head.position, "store open");
-            let path = store.path().to_path_buf();
-            Ok((Arc::new(store), Some(path)))
+            Ok(Arc::new(store))
         }
         Backend::Postgres => {
             let url = args
@@ -60,13 +58,13 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<(Arc<dyn EventStore>, Op
                 .context("connecting to PostgreSQL")?
                 .context("opening the ledger on PostgreSQL")?;
             tracing::info!("store open on PostgreSQL");
-            Ok((Arc::new(store), None))
+            Ok(Arc::new(store))
         }
     }
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (store, store_path) = open_store(&args).await?;
+    let store = open_store(&args).await?;
     let token = admin_token::load_or_create(&args.data_dir)?;
     let handle = install_metrics()?;
     let upkeep = handle.clone();
@@ -130,7 +128,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ledger: ledger.clone(),
         tokens: Tokens::new(&token),
         metrics: Some(handle),
-        store_path,
         driver_running,
     });
     let mut server = HttpServer::new(move || {

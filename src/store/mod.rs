@@ -126,6 +126,10 @@ pub trait EventStore: Send + Sync + 'static {
         let _ = wake;
         Ok(())
     }
+    /// How many bytes the store occupies (the file, or the database), when known.
+    fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
     /// Claims the completion of instance `id` at `version` for this process for `lease`:
     /// among processes sharing the store, one holds it until it expires, so one driver
     /// carries out each pending transition. An embedded store has one process, so the

@@ -516,6 +516,17 @@ impl EventStore for PgStore {
         self.listen(wake)
     }
 
+    fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.reader()?;
+        let bytes: i64 = conn
+            .client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .map_err(pg)?
+            .get(0);
+        self.give_back(conn);
+        Ok(Some(unpos(bytes)))
+    }
+
     fn claim(&self, id: Uuid, version: u64, lease: Duration) -> Result<bool, StoreError> {
         let mut conn = self.reader()?;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);

@@ -681,6 +681,10 @@ impl EventStore for RedbStore {
         }
     }
 
+    fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(std::fs::metadata(&self.path).map_err(io)?.len()))
+    }
+
     fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
         Ok(Box::new(RedbRead {
             txn: self.db.begin_read().map_err(io)?,
