@@ -101,3 +101,58 @@ fn verify_detects_a_flipped_event_byte_and_a_drifted_projection() {
         other => panic!("projection drift was not detected: {other:?}"),
     }
 }
+
+/// A batch whose flush hits the unique (stream_id, version) constraint (another writer
+/// got there first) is decided again against fresh state: not lost, not duplicated.
+#[test]
+fn a_conflicting_batch_is_decided_again_against_fresh_state() {
+    use instance_ledger::domain::catalog::{CatalogEvent, Spec};
+    use instance_ledger::store::envelope::{Payload, Provenance};
+    use instance_ledger::store::{NewEvent, StreamKind};
+
+    let t = common::TestStore::open();
+    let stream = uuid::Uuid::now_v7();
+    let mut attempts = 0;
+    t.store
+        .write(&mut |txn| {
+            attempts += 1;
+            let version = txn.stream_version(stream)? + 1;
+            if attempts == 1 {
+                // Another writer (bypassing the head lock, as no ledger node does) commits
+                // this stream's version 1 while the batch is being decided.
+                t.sql(&format!(
+                    "INSERT INTO events (position, stream_id, version, hash, body)
+                     VALUES (1000000, '{stream}', 1, '\\x00', '\\x00')"
+                ));
+            }
+            txn.append(NewEvent {
+                stream_id: stream,
+                version,
+                kind: StreamKind::Image,
+                payload: Payload::Catalog(CatalogEvent::ImageCreated(Spec::Named {
+                    name: "img".into(),
+                })),
+                at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+                provenance: Provenance {
+                    actor: "t".into(),
+                    token_id: None,
+                    request_id: "r".into(),
+                    origin: "native".into(),
+                    idempotency_key: None,
+                },
+            })?;
+            Ok(())
+        })
+        .expect("the batch commits after deciding again");
+    assert_eq!(attempts, 2, "decided once, conflicted, decided again");
+    let snap = t.store.read().expect("read");
+    let ours = snap.read_all(0, 1).expect("log");
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].position, 1);
+    assert_eq!(ours[0].stream_id, stream);
+    assert_eq!(
+        ours[0].version, 2,
+        "appended after the other writer's version 1"
+    );
+    assert_eq!(snap.head().expect("head").position, 1);
+}
