@@ -21,6 +21,24 @@ pub struct Server {
     pub client: Client,
 }
 
+/// A data directory that outlives its first server (restart tests).
+pub struct DataDir(tempfile::TempDir);
+
+impl std::ops::Deref for DataDir {
+    type Target = tempfile::TempDir;
+    fn deref(&self) -> &tempfile::TempDir {
+        &self.0
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if postgres::enabled() {
+            postgres::drop_database_for(self.0.path());
+        }
+    }
+}
+
 /// The PostgreSQL side of the harness.
 pub mod postgres {
     use std::path::Path;
@@ -250,9 +268,10 @@ impl Server {
         std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
 
-    /// Hands the temporary directory over so it outlives this server (for restarts).
-    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
-        self._tmp.take()
+    /// Hands the temporary directory over so it outlives this server (for restarts); on
+    /// PostgreSQL its database goes when the directory does.
+    pub fn take_dir(&mut self) -> Option<DataDir> {
+        self._tmp.take().map(DataDir)
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
