@@ -326,3 +326,37 @@ async fn a_transition_left_by_a_dead_node_is_completed_once_by_another() {
         .collect();
     assert_eq!(types, ["Created", "Provisioned"]);
 }
+
+/// A node started the README's way: a data directory that does not exist yet (on
+/// PostgreSQL it holds only the generated admin token) and no token in the environment.
+#[test]
+fn a_node_starts_with_a_fresh_data_directory_and_generates_its_token() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().expect("dir");
+    let data = tmp.path().join("not-yet");
+    let url = common::postgres::database_for(tmp.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["serve", "--backend", "postgres", "--listen", "127.0.0.1:0"])
+        .args(["--postgres-url", &url])
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("LEDGER_ADMIN_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let listening = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("listening on "));
+    let _ = child.kill();
+    let _ = child.wait();
+    common::postgres::drop_database_for(tmp.path());
+    assert!(listening, "the node did not start");
+    assert!(
+        data.join("admin-token").exists(),
+        "no admin token was written"
+    );
+}

@@ -18,6 +18,9 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<String> {
         );
         return Ok(token);
     }
+    // The embedded store creates the directory; on PostgreSQL it may hold only this file.
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let path = data_dir.join(FILE_NAME);
     match std::fs::read_to_string(&path) {
         Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),

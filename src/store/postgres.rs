@@ -1417,16 +1417,22 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .map_err(pg)?;
     let result = (|| {
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS ledger_migrations (
+        let exists = client
+            .query_one("SELECT to_regclass('ledger_migrations') IS NOT NULL", &[])
+            .map_err(pg)?
+            .get::<_, bool>(0);
+        if !exists {
+            client
+                .batch_execute(
+                    "CREATE TABLE ledger_migrations (
                      version    int PRIMARY KEY,
                      name       text NOT NULL,
                      checksum   bytea NOT NULL,
                      applied_at timestamptz NOT NULL DEFAULT now()
                  )",
-            )
-            .map_err(pg)?;
+                )
+                .map_err(pg)?;
+        }
         for (version, name, sql) in MIGRATIONS {
             let checksum = Sha256::digest(sql.as_bytes()).to_vec();
             let applied = client
