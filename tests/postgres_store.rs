@@ -55,30 +55,17 @@ fn one_node_at_a_time_holds_a_transitions_claim() {
 /// event is named by position, a drifted projection by table, and an intact ledger passes.
 #[test]
 fn verify_detects_a_flipped_event_byte_and_a_drifted_projection() {
-    use instance_ledger::domain::catalog::{CatalogEvent, Spec};
-    use instance_ledger::store::envelope::{Payload, Provenance};
-    use instance_ledger::store::{NewEvent, StoreError, StreamKind};
+    use instance_ledger::store::StoreError;
 
     let t = common::TestStore::open();
     t.store
         .write(&mut |txn| {
             for i in 0..5 {
-                txn.append(NewEvent {
-                    stream_id: uuid::Uuid::now_v7(),
-                    version: 1,
-                    kind: StreamKind::Image,
-                    payload: Payload::Catalog(CatalogEvent::ImageCreated(Spec::Named {
-                        name: format!("img-{i}"),
-                    })),
-                    at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
-                    provenance: Provenance {
-                        actor: "t".into(),
-                        token_id: None,
-                        request_id: "r".into(),
-                        origin: "native".into(),
-                        idempotency_key: None,
-                    },
-                })?;
+                txn.append(store_contract::image(
+                    uuid::Uuid::now_v7(),
+                    1,
+                    &format!("img-{i}"),
+                ))?;
             }
             Ok(())
         })
@@ -106,10 +93,6 @@ fn verify_detects_a_flipped_event_byte_and_a_drifted_projection() {
 /// got there first) is decided again against fresh state: not lost, not duplicated.
 #[test]
 fn a_conflicting_batch_is_decided_again_against_fresh_state() {
-    use instance_ledger::domain::catalog::{CatalogEvent, Spec};
-    use instance_ledger::store::envelope::{Payload, Provenance};
-    use instance_ledger::store::{NewEvent, StreamKind};
-
     let t = common::TestStore::open();
     let stream = uuid::Uuid::now_v7();
     let mut attempts = 0;
@@ -125,22 +108,7 @@ fn a_conflicting_batch_is_decided_again_against_fresh_state() {
                      VALUES (1000000, '{stream}', 1, '\\x00', '\\x00')"
                 ));
             }
-            txn.append(NewEvent {
-                stream_id: stream,
-                version,
-                kind: StreamKind::Image,
-                payload: Payload::Catalog(CatalogEvent::ImageCreated(Spec::Named {
-                    name: "img".into(),
-                })),
-                at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
-                provenance: Provenance {
-                    actor: "t".into(),
-                    token_id: None,
-                    request_id: "r".into(),
-                    origin: "native".into(),
-                    idempotency_key: None,
-                },
-            })?;
+            txn.append(store_contract::image(stream, version, "img"))?;
             Ok(())
         })
         .expect("the batch commits after deciding again");

@@ -11,7 +11,8 @@ use instance_ledger::store::envelope::{self, Payload, Provenance};
 use instance_ledger::store::{NewEvent, StoreError, StreamKind};
 use uuid::Uuid;
 
-fn image(stream: Uuid, version: u64, name: &str) -> NewEvent {
+/// A catalog event: the smallest append a store test needs.
+pub fn image(stream: Uuid, version: u64, name: &str) -> NewEvent {
     NewEvent {
         stream_id: stream,
         version,

@@ -62,6 +62,64 @@ pub struct NewEvent {
     pub provenance: Provenance,
 }
 
+/// An event with its position, its envelope bytes (what is stored and hashed) and their
+/// hash: what every backend writes for one append.
+pub(crate) struct Sealed {
+    pub env: Envelope,
+    pub body: Vec<u8>,
+    pub hash: [u8; 32],
+    pub payload: Payload,
+}
+
+impl NewEvent {
+    /// Seals the event as the next one after `head`, given its stream's current version.
+    /// Refuses it if the stream moved past the version the event was decided against.
+    /// Both backends seal here, so they store identical bytes for the same log.
+    pub(crate) fn seal(
+        self,
+        current_version: u64,
+        head: &super::Head,
+    ) -> Result<Sealed, super::StoreError> {
+        let version = current_version + 1;
+        if version != self.version {
+            return Err(super::StoreError::VersionConflict {
+                stream: self.stream_id,
+                expected: self.version - 1,
+                actual: current_version,
+            });
+        }
+        let (event_type, data) = self
+            .payload
+            .to_parts()
+            .map_err(|e| super::StoreError::Io(e.to_string()))?;
+        let schema_version = super::upcast::current_version(&event_type);
+        let env = Envelope {
+            position: head.position + 1,
+            stream_id: self.stream_id,
+            stream_kind: self.kind,
+            version,
+            event_type,
+            schema_version,
+            data,
+            at: self.at,
+            actor: self.provenance.actor,
+            token_id: self.provenance.token_id,
+            request_id: self.provenance.request_id,
+            origin: self.provenance.origin,
+            idempotency_key: self.provenance.idempotency_key,
+            prev_hash: hex(&head.hash),
+        };
+        let body = serde_json::to_vec(&env).map_err(|e| super::StoreError::Io(e.to_string()))?;
+        let hash = hash(&body);
+        Ok(Sealed {
+            env,
+            body,
+            hash,
+            payload: self.payload,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
     Instance(instance::Event),

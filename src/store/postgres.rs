@@ -20,15 +20,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use fallible_iterator::FallibleIterator;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement, Transaction};
 use uuid::Uuid;
 
-use super::envelope::{self, Envelope, NewEvent, Payload};
-use super::projection::{
-    ProjectionTables, Projector, StateHash, decode_json, encode_json, intersect, paged,
-};
+use super::envelope::{Envelope, NewEvent, Payload};
+use super::projection::{ProjectionTables, Projector, StateHash, decode_json, intersect, paged};
 use super::{EventStore, Head, Snapshot, StoreError, VerifyReport, WriteTxn};
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
@@ -83,8 +82,9 @@ struct Conn {
 }
 
 impl Conn {
+    /// `sql` prepared once per connection (statements outlive transactions).
     fn prepare(
-        client: &mut Transaction<'_>,
+        client: &mut impl postgres::GenericClient,
         cache: &mut HashMap<&'static str, Statement>,
         sql: &'static str,
     ) -> Result<Statement, StoreError> {
@@ -418,7 +418,7 @@ fn listen_once(
         let mut notifications = client.notifications();
         // Wakes at least every second to notice that nobody listens any more.
         let mut it = notifications.timeout_iter(Duration::from_secs(1));
-        while let Some(n) = fallible_next(&mut it)? {
+        while let Some(n) = it.next()? {
             if let Ok(p) = n.payload().parse::<u64>()
                 && !wake(p)
             {
@@ -429,13 +429,6 @@ fn listen_once(
             return Ok(());
         }
     }
-}
-
-fn fallible_next<I>(it: &mut I) -> Result<Option<I::Item>, I::Error>
-where
-    I: fallible_iterator::FallibleIterator,
-{
-    it.next()
 }
 
 enum Attempt {
@@ -1064,51 +1057,21 @@ impl WriteTxn for PgWrite<'_, '_> {
     }
 
     fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError> {
-        let version = self.stream_version(event.stream_id)? + 1;
-        if version != event.version {
-            return Err(StoreError::VersionConflict {
-                stream: event.stream_id,
-                expected: event.version - 1,
-                actual: version - 1,
-            });
-        }
-        let (event_type, data) = event
-            .payload
-            .to_parts()
-            .map_err(|e| StoreError::Io(e.to_string()))?;
-        let position = self.head.position + 1;
-        let schema_version = super::upcast::current_version(&event_type);
-        let env = Envelope {
-            position,
-            stream_id: event.stream_id,
-            stream_kind: event.kind,
-            version,
-            event_type,
-            schema_version,
-            data,
-            at: event.at,
-            actor: event.provenance.actor,
-            token_id: event.provenance.token_id,
-            request_id: event.provenance.request_id,
-            origin: event.provenance.origin,
-            idempotency_key: event.provenance.idempotency_key,
-            prev_hash: envelope::hex(&self.head.hash),
-        };
-        let body = encode_json(&env)?;
-        let hash = envelope::hash(&body);
+        let current = self.stream_version(event.stream_id)?;
+        let sealed = event.seal(current, &self.head)?;
+        let env = sealed.env;
         let rows = &mut self.buf.events;
-        rows.positions.push(pos(position));
-        rows.streams.push(event.stream_id);
-        rows.versions.push(pos(version));
-        rows.hashes.push(hash.to_vec());
-        rows.bodies.push(body);
-        self.buf.stream_versions.insert(event.stream_id, version);
-        let mut projector =
-            std::mem::replace(&mut self.projector, Projector::new(StateHash::default()));
-        let applied = projector.apply(self, &env, &event.payload);
-        self.projector = projector;
-        applied?;
-        self.head = Head { position, hash };
+        rows.positions.push(pos(env.position));
+        rows.streams.push(env.stream_id);
+        rows.versions.push(pos(env.version));
+        rows.hashes.push(sealed.hash.to_vec());
+        rows.bodies.push(sealed.body);
+        self.buf.stream_versions.insert(env.stream_id, env.version);
+        self.project(&env, &sealed.payload)?;
+        self.head = Head {
+            position: env.position,
+            hash: sealed.hash,
+        };
         self.dirty = true;
         Ok(env)
     }
@@ -1139,14 +1102,7 @@ impl PgRead<'_> {
         let conn = slot
             .as_mut()
             .ok_or_else(|| StoreError::Io("postgres: the snapshot's connection is gone".into()))?;
-        let stmt = match conn.statements.get(sql) {
-            Some(s) => s.clone(),
-            None => {
-                let s = conn.client.prepare(sql).map_err(pg)?;
-                conn.statements.insert(sql, s.clone());
-                s
-            }
-        };
+        let stmt = Conn::prepare(&mut conn.client, &mut conn.statements, sql)?;
         conn.client.query(&stmt, params).map_err(pg)
     }
 
@@ -1309,11 +1265,7 @@ impl Snapshot for PgRead<'_> {
     }
 
     fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
-        let nanos = at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
+        let nanos = super::projection::time_key(at);
         Ok(self
             .first(
                 "SELECT position FROM times WHERE at_ns <= $1 ORDER BY at_ns DESC LIMIT 1",

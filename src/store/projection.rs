@@ -56,6 +56,16 @@ pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Sto
     serde_json::to_vec(value).map_err(|e| StoreError::Io(e.to_string()))
 }
 
+/// The time index's key for an instant: ns since the epoch, clamped to the i64 range
+/// (beyond about 1677-2262) so that order is kept.
+pub(crate) fn time_key(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
 /// Applies events to one backend's projection tables, carrying the running state hash.
 pub(crate) struct Projector {
     /// The fleet's state hash as of the last event applied.
@@ -74,8 +84,7 @@ impl Projector {
         env: &Envelope,
         payload: &Payload,
     ) -> Result<Option<Instance>, StoreError> {
-        let nanos = env.at.timestamp_nanos_opt().unwrap_or(i64::MAX);
-        t.record_time(nanos, env.position)?;
+        t.record_time(time_key(env.at), env.position)?;
         let id = env.stream_id;
         match payload {
             Payload::Instance(event) => {

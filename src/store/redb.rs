@@ -12,9 +12,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::envelope::{self, Envelope, NewEvent};
-use super::projection::{
-    ProjectionTables, Projector, StateHash, decode_json, encode_json, intersect, paged,
-};
+use super::projection::{ProjectionTables, Projector, StateHash, decode_json, intersect, paged};
 use super::{EventStore, Head, Snapshot, StoreError, WriteTxn};
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
@@ -599,49 +597,26 @@ impl WriteTxn for RedbWrite<'_> {
     }
 
     fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError> {
-        let version = last_version(&self.streams, event.stream_id)? + 1;
-        if version != event.version {
-            return Err(StoreError::VersionConflict {
-                stream: event.stream_id,
-                expected: event.version - 1,
-                actual: version - 1,
-            });
-        }
-        let (event_type, data) = event.payload.to_parts().map_err(io)?;
-        let position = self.head.position + 1;
-        let schema_version = super::upcast::current_version(&event_type);
-        let env = Envelope {
-            position,
-            stream_id: event.stream_id,
-            stream_kind: event.kind,
-            version,
-            event_type,
-            schema_version,
-            data,
-            at: event.at,
-            actor: event.provenance.actor,
-            token_id: event.provenance.token_id,
-            request_id: event.provenance.request_id,
-            origin: event.provenance.origin,
-            idempotency_key: event.provenance.idempotency_key,
-            prev_hash: envelope::hex(&self.head.hash),
-        };
-        let body = encode_json(&env)?;
-        let hash = envelope::hash(&body);
-        let mut stored = Vec::with_capacity(32 + body.len());
-        stored.extend_from_slice(&hash);
-        stored.extend_from_slice(&body);
+        let current = last_version(&self.streams, event.stream_id)?;
+        let sealed = event.seal(current, &self.head)?;
+        let env = &sealed.env;
+        let mut stored = Vec::with_capacity(32 + sealed.body.len());
+        stored.extend_from_slice(&sealed.hash);
+        stored.extend_from_slice(&sealed.body);
         self.events
-            .insert(position, stored.as_slice())
+            .insert(env.position, stored.as_slice())
             .map_err(io)?;
         self.streams
-            .insert((event.stream_id.as_u128(), version), position)
+            .insert((env.stream_id.as_u128(), env.version), env.position)
             .map_err(io)?;
         self.projector
-            .apply(&mut self.projection, &env, &event.payload)?;
-        self.head = Head { position, hash };
+            .apply(&mut self.projection, env, &sealed.payload)?;
+        self.head = Head {
+            position: env.position,
+            hash: sealed.hash,
+        };
         self.dirty = true;
-        Ok(env)
+        Ok(sealed.env)
     }
 }
 
@@ -845,11 +820,7 @@ impl Snapshot for RedbRead {
 
     fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
         let times = self.txn.open_table(TIMES).map_err(io)?;
-        let nanos = at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
+        let nanos = super::projection::time_key(at);
         let last = times.range(..=nanos).map_err(io)?.next_back();
         match last {
             Some(row) => Ok(row.map_err(io)?.1.value()),

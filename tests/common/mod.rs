@@ -69,8 +69,15 @@ pub mod postgres {
     pub fn admin<T: Send + 'static>(
         f: impl FnOnce(&mut ::postgres::Client) -> T + Send + 'static,
     ) -> T {
+        on(admin_url(), f)
+    }
+
+    /// Runs `f` with a connection to `url`, on its own thread (see [`admin`]).
+    pub fn on<T: Send + 'static>(
+        url: String,
+        f: impl FnOnce(&mut ::postgres::Client) -> T + Send + 'static,
+    ) -> T {
         std::thread::spawn(move || {
-            let url = admin_url();
             let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls)
                 .or_else(|e| {
                     start_local_cluster();
@@ -552,14 +559,10 @@ impl TestStore {
 
     /// Runs SQL on the PostgreSQL test database (PostgreSQL binaries only).
     pub fn sql(&self, sql: &str) {
-        let url = postgres::database_for(self.dir.path());
         let sql = sql.to_string();
-        std::thread::spawn(move || {
-            let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
-            c.batch_execute(&sql).expect("sql");
-        })
-        .join()
-        .expect("sql thread");
+        postgres::on(postgres::database_for(self.dir.path()), move |c| {
+            c.batch_execute(&sql).expect("sql")
+        });
     }
 }
 
