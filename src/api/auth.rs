@@ -1,11 +1,11 @@
-//! Bearer-token authentication for every `/v1` route, in one middleware. A token is either
-//! the bootstrap staff token or a user token `lt_<token id>_<secret>`: the id finds the
-//! record, the SHA-256 of the secret is compared with the stored digest in constant time.
-//! Revoked or unknown tokens are refused at once. Tokens are never logged.
+//! Token authentication, shared by every surface. A token is either the bootstrap staff
+//! token or a user token `lt_<token id>_<secret>` (checked by the query layer against the
+//! stored digest in constant time). Each surface says where its clients carry the token
+//! ([`Surface::token`]); [`require`] is the middleware that puts the caller's principal in
+//! the request or refuses it in the surface's shape. Tokens are never logged.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 use rand::RngCore;
@@ -14,14 +14,11 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::AppState;
-use super::problem::ApiError;
+use super::failure::Failure;
+use super::surface::Surface;
 use crate::authz::Principal;
-use crate::domain::catalog::{Kind, Spec};
-use crate::projection::index;
+use crate::query::identity::{TOKEN_PREFIX, principal_for_token};
 use crate::store::envelope::hex;
-use crate::store::{Snapshot, StoreError};
-
-const PREFIX: &str = "lt_";
 
 /// The bootstrap token's digest; user tokens live in the ledger.
 pub struct Tokens {
@@ -43,7 +40,7 @@ pub fn issue() -> Issued {
     Issued {
         token_id,
         digest: hex(&Sha256::digest(secret.as_bytes())),
-        token: format!("{PREFIX}{}_{secret}", token_id.simple()),
+        token: format!("{TOKEN_PREFIX}{}_{secret}", token_id.simple()),
     }
 }
 
@@ -60,119 +57,56 @@ impl Tokens {
     }
 }
 
-/// Finds the user token's owner and loads the grants that make up the principal.
-fn user_principal(snap: &dyn Snapshot, token: &str) -> Result<Option<Principal>, StoreError> {
-    let Some((id, secret)) = token.strip_prefix(PREFIX).and_then(|t| t.split_once('_')) else {
-        return Ok(None);
-    };
-    let Ok(token_id) = Uuid::try_parse(id) else {
-        return Ok(None);
-    };
-    let Some(user_id) = snap
-        .page(&[index::token_key(token_id)], None, 1)?
-        .ids
-        .first()
-        .copied()
-    else {
-        return Ok(None);
-    };
-    let Some(user) = snap.user(user_id)? else {
-        return Ok(None);
-    };
-    let Some(record) = user.tokens.get(&token_id) else {
-        return Ok(None);
-    };
-    let presented = hex(&Sha256::digest(secret.as_bytes()));
-    let matches = bool::from(presented.as_bytes().ct_eq(record.digest.as_bytes()));
-    if !matches || record.revoked_at.is_some() {
-        return Ok(None);
-    }
-    let mut principal = Principal {
-        id: user.id.to_string(),
-        user_id: Some(user.id),
-        token_id: Some(token_id),
-        staff: user.is_staff,
-        agent: user.agent,
-        owned_customers: Default::default(),
-        project_roles: Default::default(),
-    };
-    for customer in all(snap, &index::owner_key(user.id))? {
-        principal.owned_customers.insert(customer);
-    }
-    for project in all(snap, &index::member_key(user.id))? {
-        if let Some(res) = snap.resource(project)?
-            && res.kind == Kind::Project
-            && let (Some(role), Spec::Project { customer_id, .. }) =
-                (res.members.get(&user.id), &res.spec)
-        {
-            principal
-                .project_roles
-                .insert(project, (*role, *customer_id));
-        }
-    }
-    Ok(Some(principal))
-}
-
-fn all(snap: &dyn Snapshot, key: &index::IndexKey) -> Result<Vec<Uuid>, StoreError> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = snap.page(std::slice::from_ref(key), after, 1000)?;
-        out.extend(&page.ids);
-        match page.next {
-            Some(n) => after = Some(n),
-            None => return Ok(out),
-        }
-    }
-}
-
-async fn authenticate(
-    state: &AppState,
-    authorization: Option<String>,
-) -> Result<Principal, ApiError> {
-    let token = authorization
-        .as_deref()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+/// The principal a presented token stands for, or `Unauthenticated`.
+pub async fn authenticate(state: &AppState, token: Option<String>) -> Result<Principal, Failure> {
+    let token = token
+        .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized)?
-        .to_string();
+        .ok_or(Failure::Unauthenticated)?;
     if state.tokens.is_admin(&token) {
         return Ok(Principal::bootstrap());
     }
-    if !token.starts_with(PREFIX) {
-        return Err(ApiError::Unauthorized);
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Err(Failure::Unauthenticated);
     }
-    let store = state.ledger.store().clone();
-    let found = web::block(move || {
-        let snap = store.read()?;
-        user_principal(&*snap, &token)
-    })
-    .await??;
-    found.ok_or(ApiError::Unauthorized)
+    principal_for_token(&state.ledger, token)
+        .await?
+        .ok_or(Failure::Unauthenticated)
 }
 
-pub async fn require_token(
+/// `Authorization: Bearer <token>`, the scheme matched case-insensitively.
+pub fn bearer(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    scheme_token(headers, "bearer")
+}
+
+/// The token of `Authorization: <scheme> <token>` (the scheme in any case).
+pub fn scheme_token(headers: &actix_web::http::header::HeaderMap, scheme: &str) -> Option<String> {
+    let value = headers
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (given, token) = value.split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| token.trim().to_string())
+}
+
+/// Authenticates every request of a surface: the principal goes into the request's
+/// extensions, a refusal is rendered by the surface.
+pub async fn require<S: Surface>(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let token = S::token(req.headers(), req.query_string());
     let principal = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => authenticate(state, authorization).await,
-        None => Err(ApiError::Internal("application state missing".into())),
+        Some(state) => authenticate(state, token).await,
+        None => Err(Failure::Internal("application state missing".into())),
     };
     match principal {
         Ok(p) => {
             req.extensions_mut().insert(p);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
-        Err(e) => Ok(req.error_response(e)),
+        Err(e) => Ok(req.error_response(S::Error::from(e))),
     }
 }

@@ -1,31 +1,26 @@
-//! The HTTP surface: the native `/v1` API, operational endpoints, auth, request
-//! bookkeeping and error rendering. Handlers parse and validate, then hand commands to
-//! the service; they never touch the store's write side.
+//! The HTTP surfaces ("wings") and what they share. Each wing translates its wire format
+//! to the shared `query` reads and `service` writes and renders the outcome in its own
+//! shape; it decides nothing itself, never opens a store snapshot and never imports
+//! another wing.
+//!
+//! Shared here: the request context and bounded body ([`request`]), token authentication
+//! ([`auth`]), field validation ([`validate`]), the neutral [`Failure`] and the rendering
+//! contract ([`surface`]), and per-request telemetry. The wings: [`native`] (`/v1` and the
+//! operational endpoints).
 
 pub mod auth;
-pub mod catalog;
-pub mod events;
-pub mod gate;
-pub mod history;
-pub mod identity;
-pub mod instances;
-pub mod openapi;
-pub mod ops;
-pub mod problem;
+pub mod failure;
+pub mod native;
 pub mod request;
-pub mod routes;
+pub mod surface;
 pub mod telemetry;
 pub mod validate;
 
-use actix_web::middleware::from_fn;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use utoipa_swagger_ui::SwaggerUi;
-
 use crate::service::Ledger;
-use crate::store::Snapshot;
-use problem::ApiError;
+pub use failure::Failure;
 
 pub struct AppState {
     pub ledger: Ledger,
@@ -35,39 +30,12 @@ pub struct AppState {
     pub driver_running: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Runs a read against one consistent snapshot on the blocking pool.
-pub async fn read<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&dyn Snapshot) -> Result<T, ApiError> + Send + 'static,
-{
-    let store = state.ledger.store().clone();
-    web::block(move || {
-        let snap = store.read()?;
-        f(&*snap)
-    })
-    .await?
-}
-
-pub async fn no_route() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NoRoute)
-}
-
 /// Every route of the server; the binary and the tests build the app through this.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    routes::register(cfg, "", Some("/v1/"));
-    cfg.service(
-        web::scope("/v1")
-            .wrap(from_fn(auth::require_token))
-            .configure(|v1| routes::register(v1, "/v1", None))
-            .default_service(web::to(no_route)),
-    )
-    .service(web::resource("/docs").route(web::get().to(|| async {
-        HttpResponse::PermanentRedirect()
-            .insert_header((actix_web::http::header::LOCATION, "/docs/"))
-            .finish()
-    })))
-    .service(
-        SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
-    );
+    native::configure(cfg);
+}
+
+/// What answers a path no wing serves: the native API's 404.
+pub async fn no_route() -> Result<actix_web::HttpResponse, native::NativeError> {
+    Err(Failure::NoRoute.into())
 }

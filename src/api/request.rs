@@ -1,7 +1,10 @@
 //! What handlers take from a request besides the path: the caller, the request id, the
-//! preconditions (`If-Match`, `Idempotency-Key`) and a bounded, strictly parsed JSON body.
+//! preconditions (`If-Match`, `Idempotency-Key`) and a bounded body, parsed strictly as
+//! JSON on demand. Both extractors are generic over the [`Surface`] that received the
+//! request: it sets the events' `origin` and renders what goes wrong.
 
 use std::future::{Ready, ready};
+use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -11,50 +14,72 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use super::problem::{ApiError, ProblemCode};
+use super::failure::{Failure, Input};
+use super::surface::Surface;
 use crate::authz::Principal;
+use crate::limits;
 use crate::service::{IdempotencyKey, RequestMeta};
 
-/// The refusal of a query parameter the route does not take.
-pub fn unknown_parameter(name: &str) -> ApiError {
-    ApiError::bad_request(
-        ProblemCode::InvalidParameter,
-        format!("unknown query parameter {name:?}"),
-    )
-}
-
-/// A page size: 1 to 1000.
-pub fn page_limit(raw: &str) -> Result<usize, ApiError> {
+/// A page size: 1 to [`limits::PAGE_MAX`].
+pub fn page_limit(raw: &str) -> Result<usize, Failure> {
     raw.parse::<usize>()
         .ok()
-        .filter(|n| (1..=1000).contains(n))
+        .filter(|n| (1..=limits::PAGE_MAX).contains(n))
         .ok_or_else(|| {
-            ApiError::bad_request(
-                ProblemCode::InvalidParameter,
-                "limit must be an integer from 1 to 1000",
-            )
+            Failure::parameter(format!(
+                "limit must be an integer from 1 to {}",
+                limits::PAGE_MAX
+            ))
         })
 }
-
-/// Bodies above this size are refused with 413 before they are parsed.
-pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// The request's id: the caller's `X-Request-Id` when usable, else a fresh one.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The authenticated caller, for reads (which take nothing else from the head).
+#[derive(Debug)]
+pub struct Caller<S> {
+    pub principal: Principal,
+    surface: PhantomData<S>,
+}
+
+impl<S> std::ops::Deref for Caller<S> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<S: Surface> FromRequest for Caller<S> {
+    type Error = S::Error;
+    type Future = Ready<Result<Caller<S>, S::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let principal = req.extensions().get::<Principal>().cloned();
+        ready(match principal {
+            Some(principal) => Ok(Caller {
+                principal,
+                surface: PhantomData,
+            }),
+            None => Err(Failure::Unauthenticated.into()),
+        })
+    }
+}
+
 /// Everything a write needs from the request head.
-#[derive(Debug, Clone)]
-pub struct Ctx {
+#[derive(Debug)]
+pub struct Ctx<S> {
     pub principal: Principal,
     pub request_id: String,
     pub if_match: Option<u64>,
     idempotency_key: Option<String>,
     method: String,
     path: String,
+    surface: PhantomData<S>,
 }
 
-impl Ctx {
+impl<S: Surface> Ctx<S> {
     /// The request's provenance for the log; the idempotency fingerprint covers the
     /// method, the path with its query, and the body.
     pub fn meta(&self, body: &[u8]) -> RequestMeta {
@@ -62,7 +87,7 @@ impl Ctx {
             actor: self.principal.id.clone(),
             token_id: self.principal.token_id.map(|t| t.to_string()),
             request_id: self.request_id.clone(),
-            origin: "native".into(),
+            origin: S::ORIGIN.into(),
             idempotency: self
                 .idempotency_key
                 .clone()
@@ -70,12 +95,12 @@ impl Ctx {
         }
     }
 
-    fn parse(req: &HttpRequest) -> Result<Ctx, ApiError> {
+    fn parse(req: &HttpRequest) -> Result<Ctx<S>, Failure> {
         let principal = req
             .extensions()
             .get::<Principal>()
             .cloned()
-            .ok_or(ApiError::Unauthorized)?;
+            .ok_or(Failure::Unauthenticated)?;
         let request_id = req
             .extensions()
             .get::<RequestId>()
@@ -89,10 +114,13 @@ impl Ctx {
             None => None,
             Some(v) => {
                 let key = v.to_str().unwrap_or("").trim();
-                if key.is_empty() || key.len() > 255 {
-                    return Err(ApiError::bad_request(
-                        ProblemCode::InvalidHeader,
-                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                if key.is_empty() || key.len() > limits::IDEMPOTENCY_KEY_BYTES {
+                    return Err(Failure::bad_request(
+                        Input::InvalidHeader,
+                        format!(
+                            "Idempotency-Key must be 1 to {} visible ASCII characters",
+                            limits::IDEMPOTENCY_KEY_BYTES
+                        ),
                     ));
                 }
                 Some(key.to_string())
@@ -109,86 +137,132 @@ impl Ctx {
             idempotency_key,
             method: req.method().to_string(),
             path,
+            surface: PhantomData,
         })
     }
 }
 
 /// `"7"` (the ETag we hand out) or `*`; weak tags are accepted as their version.
-fn parse_if_match(raw: &str) -> Result<Option<u64>, ApiError> {
+fn parse_if_match(raw: &str) -> Result<Option<u64>, Failure> {
     let raw = raw.trim();
     if raw == "*" {
         return Ok(None);
     }
     let tag = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
     tag.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::bad_request(
-            ProblemCode::InvalidHeader,
+        Failure::bad_request(
+            Input::InvalidHeader,
             format!("If-Match must be an ETag this API issued, like \"3\"; got {raw:?}"),
         )
     })
 }
 
-impl FromRequest for Ctx {
-    type Error = ApiError;
-    type Future = Ready<Result<Ctx, ApiError>>;
+impl<S: Surface> FromRequest for Ctx<S> {
+    type Error = S::Error;
+    type Future = Ready<Result<Ctx<S>, S::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ctx::parse(req))
+        ready(Ctx::parse(req).map_err(S::Error::from))
     }
 }
 
-/// The raw request body, at most [`BODY_LIMIT`] bytes, JSON or empty.
+/// The raw request body, at most [`limits::BODY_BYTES`] bytes.
 #[derive(Debug, Clone)]
-pub struct Body(pub Bytes);
+pub struct Body<S> {
+    pub bytes: Bytes,
+    surface: PhantomData<S>,
+}
 
-impl Body {
+impl<S> Body<S> {
+    fn is_empty(&self) -> bool {
+        self.bytes.iter().all(u8::is_ascii_whitespace)
+    }
+
     /// Parses a required JSON body strictly (unknown fields are refused by the target
     /// types).
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        if self.0.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request(
-                ProblemCode::InvalidBody,
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Failure> {
+        if self.is_empty() {
+            return Err(Failure::bad_request(
+                Input::InvalidBody,
                 "a JSON request body is required",
             ));
         }
-        parse(&self.0)
+        parse_json(&self.bytes)
     }
 
     /// Parses an optional JSON body; an empty body means all defaults.
-    pub fn json_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
-        if self.0.iter().all(u8::is_ascii_whitespace) {
+    pub fn json_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, Failure> {
+        if self.is_empty() {
             return Ok(T::default());
         }
-        parse(&self.0)
+        parse_json(&self.bytes)
     }
 
     /// For requests that take no body at all.
-    pub fn empty(&self) -> Result<(), ApiError> {
-        if self.0.iter().all(u8::is_ascii_whitespace) {
+    pub fn empty(&self) -> Result<(), Failure> {
+        if self.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::bad_request(
-                ProblemCode::InvalidBody,
+            Err(Failure::bad_request(
+                Input::InvalidBody,
                 "this request takes no body",
             ))
         }
     }
 }
 
-fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parses JSON strictly, telling malformed JSON from a body of the wrong shape.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
     serde_json::from_slice(bytes).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() {
-            ProblemCode::MalformedJson
+        let input = if e.is_syntax() || e.is_eof() {
+            Input::MalformedJson
         } else {
-            ProblemCode::InvalidBody
+            Input::InvalidBody
         };
-        ApiError::bad_request(code, format!("invalid request body: {e}"))
+        Failure::bad_request(input, format!("invalid request body: {e}"))
     })
 }
 
-impl FromRequest for Body {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Body, ApiError>>;
+/// Reads a body of at most `limit` bytes; a declared or actual size above it is refused
+/// before the rest is read.
+async fn collect(
+    declared: Option<usize>,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Failure::PayloadTooLarge { limit });
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            Failure::bad_request(Input::InvalidBody, format!("cannot read the body: {e}"))
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(Failure::PayloadTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The media type of a request, lowercased, without parameters.
+pub fn media_type(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+impl<S: Surface> FromRequest for Body<S> {
+    type Error = S::Error;
+    type Future = LocalBoxFuture<'static, Result<Body<S>, S::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let declared = req
@@ -196,43 +270,21 @@ impl FromRequest for Body {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        let mut payload = payload.take();
+        let content_type = media_type(req);
+        let payload = payload.take();
         Box::pin(async move {
-            if declared.is_some_and(|n| n > BODY_LIMIT) {
-                return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
-            }
-            let mut buf = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ApiError::bad_request(
-                        ProblemCode::InvalidBody,
-                        format!("cannot read the body: {e}"),
-                    )
-                })?;
-                if buf.len() + chunk.len() > BODY_LIMIT {
-                    return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
-                }
-                buf.extend_from_slice(&chunk);
-            }
+            let bytes = collect(declared, payload, limits::BODY_BYTES).await?;
             let json_ok = match content_type.as_deref() {
                 None => true,
                 Some(ct) => ct == "application/json" || ct.ends_with("+json"),
             };
-            if !buf.is_empty() && !json_ok {
-                return Err(ApiError::UnsupportedMediaType);
+            if S::JSON_BODIES && !bytes.is_empty() && !json_ok {
+                return Err(Failure::UnsupportedMediaType.into());
             }
-            Ok(Body(buf.freeze()))
+            Ok(Body {
+                bytes,
+                surface: PhantomData,
+            })
         })
     }
 }

@@ -18,7 +18,9 @@ use super::request::RequestId;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn usable(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+    !id.is_empty()
+        && id.len() <= crate::limits::REQUEST_ID_BYTES
+        && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 pub async fn observe(

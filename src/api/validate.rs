@@ -1,23 +1,27 @@
-//! Field validation for request bodies: a clear 400 naming the field, before any command
-//! reaches the writer.
+//! Field validation for request bodies, shared by every surface: a clear failure naming
+//! the field, before any command reaches the writer. Bounds come from [`crate::limits`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::problem::{ApiError, ProblemCode};
+use super::failure::{Failure, Input};
+use crate::limits;
 
-fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(ProblemCode::InvalidField, format!("{field}: {why}"))
+fn invalid(field: &str, why: impl std::fmt::Display) -> Failure {
+    Failure::bad_request(Input::InvalidField, format!("{field}: {why}"))
 }
 
-/// A display name: 1 to 255 characters, no control characters.
-pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
+/// A display name: 1 to [`limits::NAME_CHARS`] characters, no control characters.
+pub fn name(field: &str, value: &str) -> Result<String, Failure> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
-    if trimmed.chars().count() > 255 {
-        return Err(invalid(field, "must be at most 255 characters"));
+    if trimmed.chars().count() > limits::NAME_CHARS {
+        return Err(invalid(
+            field,
+            format!("must be at most {} characters", limits::NAME_CHARS),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(invalid(field, "must not contain control characters"));
@@ -26,12 +30,12 @@ pub fn name(field: &str, value: &str) -> Result<String, ApiError> {
 }
 
 /// An RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
-pub fn hostname(value: &str) -> Result<String, ApiError> {
+pub fn hostname(value: &str) -> Result<String, Failure> {
     let ok = !value.is_empty()
-        && value.len() <= 253
+        && value.len() <= limits::HOSTNAME_BYTES
         && value.split('.').all(|label| {
             !label.is_empty()
-                && label.len() <= 63
+                && label.len() <= limits::HOSTNAME_LABEL_BYTES
                 && !label.starts_with('-')
                 && !label.ends_with('-')
                 && label
@@ -48,35 +52,44 @@ pub fn hostname(value: &str) -> Result<String, ApiError> {
     }
 }
 
-pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+pub fn text(field: &str, value: &str, max: usize) -> Result<String, Failure> {
     if value.len() > max {
         return Err(invalid(field, format!("must be at most {max} bytes")));
     }
     Ok(value.to_string())
 }
 
-pub fn tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    if tags.len() > 50 {
-        return Err(invalid("tags", "at most 50 tags are allowed"));
+pub fn tags(tags: &BTreeMap<String, String>) -> Result<(), Failure> {
+    if tags.len() > limits::TAGS {
+        return Err(invalid(
+            "tags",
+            format!("at most {} tags are allowed", limits::TAGS),
+        ));
     }
     for (k, v) in tags {
-        if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) {
+        if k.is_empty() || k.len() > limits::TAG_KEY_BYTES || k.chars().any(char::is_control) {
             return Err(invalid(
                 "tags",
-                format!("key {k:?} must be 1 to 128 printable characters"),
+                format!(
+                    "key {k:?} must be 1 to {} printable characters",
+                    limits::TAG_KEY_BYTES
+                ),
             ));
         }
-        if v.len() > 256 || v.chars().any(char::is_control) {
+        if v.len() > limits::TAG_VALUE_BYTES || v.chars().any(char::is_control) {
             return Err(invalid(
                 "tags",
-                format!("value of {k:?} must be at most 256 printable characters"),
+                format!(
+                    "value of {k:?} must be at most {} printable characters",
+                    limits::TAG_VALUE_BYTES
+                ),
             ));
         }
     }
     Ok(())
 }
 
-pub fn security_groups(groups: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn security_groups(groups: &[String]) -> Result<Vec<String>, Failure> {
     let mut out = Vec::with_capacity(groups.len());
     for g in groups {
         let g = name("security_groups", g)?;
@@ -89,7 +102,7 @@ pub fn security_groups(groups: &[String]) -> Result<Vec<String>, ApiError> {
 }
 
 /// An IPv4 or IPv6 network in CIDR notation.
-pub fn cidr(value: &str) -> Result<String, ApiError> {
+pub fn cidr(value: &str) -> Result<String, Failure> {
     let bad = || {
         invalid(
             "cidr",
@@ -106,17 +119,17 @@ pub fn cidr(value: &str) -> Result<String, ApiError> {
     Ok(value.to_string())
 }
 
-pub fn range(field: &str, value: u64, min: u64, max: u64) -> Result<(), ApiError> {
+pub fn range(field: &str, value: u64, min: u64, max: u64) -> Result<(), Failure> {
     if value < min || value > max {
         return Err(invalid(field, format!("must be between {min} and {max}")));
     }
     Ok(())
 }
 
-pub fn public_key(value: &str) -> Result<String, ApiError> {
+pub fn public_key(value: &str) -> Result<String, Failure> {
     let v = value.trim();
     let known = ["ssh-", "ecdsa-", "sk-"].iter().any(|p| v.starts_with(p));
-    if !known || v.len() > 16 * 1024 || v.split_whitespace().count() < 2 {
+    if !known || v.len() > limits::PUBLIC_KEY_BYTES || v.split_whitespace().count() < 2 {
         return Err(invalid(
             "public_key",
             "must be an OpenSSH public key like \"ssh-ed25519 AAAA... comment\"",
@@ -125,10 +138,11 @@ pub fn public_key(value: &str) -> Result<String, ApiError> {
     Ok(v.to_string())
 }
 
-/// A login name: 1 to 64 lowercase letters, digits, dots, hyphens and underscores.
-pub fn username(value: &str) -> Result<String, ApiError> {
+/// A login name: 1 to [`limits::USERNAME_BYTES`] lowercase letters, digits, dots,
+/// hyphens and underscores.
+pub fn username(value: &str) -> Result<String, Failure> {
     let ok = !value.is_empty()
-        && value.len() <= 64
+        && value.len() <= limits::USERNAME_BYTES
         && value
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
@@ -142,9 +156,9 @@ pub fn username(value: &str) -> Result<String, ApiError> {
     }
 }
 
-pub fn email(value: &str) -> Result<String, ApiError> {
+pub fn email(value: &str) -> Result<String, Failure> {
     let v = value.trim();
-    let ok = v.len() <= 254
+    let ok = v.len() <= limits::EMAIL_BYTES
         && v.split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
         && !v.chars().any(|c| c.is_whitespace() || c.is_control());

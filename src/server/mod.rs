@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 use crate::api::{self, AppState, auth::Tokens};
 use crate::driver;
 use crate::service::{Ledger, WriterConfig};
-use crate::store::EventStore;
 use crate::store::postgres::PgStore;
 use crate::store::redb::RedbStore;
+use crate::store::{EventStore, Maintenance};
 use config::{Backend, ServeArgs, VerifyArgs};
 
 fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
@@ -173,37 +173,40 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn postgres_for(args: &VerifyArgs) -> anyhow::Result<PgStore> {
-    let url = args
-        .postgres_url
-        .as_deref()
-        .context("--backend postgres needs --postgres-url (or LEDGER_POSTGRES_URL)")?;
-    PgStore::connect(url, Duration::from_secs(5)).context("opening the ledger on PostgreSQL")
-}
-
-fn open_redb(args: &VerifyArgs) -> anyhow::Result<RedbStore> {
-    RedbStore::open(&args.data_dir)
-        .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))
+/// Opens the store an offline command works on (the server stopped, for redb).
+fn open_offline(args: &VerifyArgs) -> anyhow::Result<Box<dyn EventStore>> {
+    Ok(match args.backend {
+        Backend::Redb => Box::new(
+            RedbStore::open(&args.data_dir)
+                .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?,
+        ),
+        Backend::Postgres => {
+            let url = args
+                .postgres_url
+                .as_deref()
+                .context("--backend postgres needs --postgres-url (or LEDGER_POSTGRES_URL)")?;
+            Box::new(
+                PgStore::connect(url, Duration::from_secs(5))
+                    .context("opening the ledger on PostgreSQL")?,
+            )
+        }
+    })
 }
 
 pub fn export(args: VerifyArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let n = match args.backend {
-        Backend::Redb => open_redb(&args)?.export(&mut out),
-        Backend::Postgres => postgres_for(&args)?.export(&mut out),
-    }
-    .context("export failed")?;
+    let n = open_offline(&args)?
+        .export(&mut out)
+        .context("export failed")?;
     tracing::info!(events = n, "exported");
     Ok(())
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let report = match args.backend {
-        Backend::Redb => open_redb(&args)?.verify(),
-        Backend::Postgres => postgres_for(&args)?.verify(),
-    }
-    .context("verification failed")?;
+    let report = open_offline(&args)?
+        .verify()
+        .context("verification failed")?;
     println!(
         "ok: {} events, hash chain intact up to position {} ({}); {} instances and {} index entries match a rebuild from the log",
         report.events,

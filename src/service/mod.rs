@@ -1,7 +1,9 @@
-//! Command handling: requests become commands, go through the single writer (group commit)
-//! and come back as replies once durable. Reads go straight to a store snapshot.
+//! Command handling: surfaces prepare a write here ([`prepare`]: references resolved,
+//! the named object authorized), it goes through the single writer ([`writer`]: group
+//! commit) and comes back as a reply once durable. Reads are the `query` layer's.
 
 pub mod idempotency;
+pub mod prepare;
 pub mod writer;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::domain::identity;
 use crate::domain::instance::{self, Instance};
 use crate::store::{EventStore, StoreError};
 pub use idempotency::IdempotencyKey;
+pub use prepare::{InstanceRequest, Reference};
 pub use writer::{Pending, WriterConfig};
 
 /// Who asked, through which request and surface, and under which idempotency key.
@@ -92,12 +95,20 @@ pub enum ServiceError {
     IdempotencyKeyReused,
     #[error("the username {0:?} is taken")]
     UsernameTaken(String),
+    /// A reference in the request names nothing the caller may see.
+    #[error("{id} is not a known {}", reference.kind())]
+    UnknownReference { reference: Reference, id: Uuid },
+    /// The caller sees the object named in the request but may not do this to it.
+    #[error("your role does not allow this ({0:?})")]
+    Forbidden(crate::authz::Action),
     #[error("the write queue is full")]
     Overloaded,
     #[error("the ledger is not accepting writes: {0}")]
     Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 struct Job {
@@ -169,6 +180,22 @@ impl Ledger {
             },
             Err(_) => Err("the writer's status is unreadable".into()),
         }
+    }
+
+    /// The head of the log, read from the store: whether the store answers.
+    pub async fn store_head(&self) -> Result<crate::store::Head, ServiceError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || Ok(store.read()?.head()?))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("a read did not finish: {e}")))?
+    }
+
+    /// How many bytes the store occupies, when it knows.
+    pub async fn store_size(&self) -> Result<Option<u64>, ServiceError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || Ok(store.size_bytes()?))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("a read did not finish: {e}")))?
     }
 
     /// A receiver that changes whenever a commit moves the head.

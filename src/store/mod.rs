@@ -1,8 +1,14 @@
 //! The event store contract: append with expected version, read one stream, read all from
-//! a global position, and the projections kept in the same transaction as the append.
-//! `redb` is the embedded default backend.
+//! a global position, the projections kept in the same transaction as the append, and the
+//! maintenance every backend offers (tail check, verify, rebuild, export). Nothing above
+//! this module knows which backend it talks to.
+//!
+//! Backends: [`redb`] (embedded default, one file) and [`postgres`] (several nodes on one
+//! database). Both seal events through [`envelope`] and project through [`projection`],
+//! and answer pages through [`paging`], so the same log gives the same bytes everywhere.
 
 pub mod envelope;
+pub mod paging;
 pub mod postgres;
 pub mod projection;
 pub mod redb;
@@ -71,7 +77,21 @@ pub trait WriteTxn {
     fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError>;
 }
 
-/// Read access to one consistent snapshot.
+/// A run of ids read from an index.
+pub type Ids = Result<Vec<u128>, StoreError>;
+
+/// A past point as the history index answers it: after the event at `position`, with
+/// `last` the last instance created by then (ids grow with creation, so no id after it
+/// can match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub position: u64,
+    pub last: u128,
+}
+
+/// Read access to one consistent snapshot. Backends supply lookups and the index
+/// primitives (`seek`, `count` and their as-of twins); the paging rules on top of them
+/// (`page`, `page_at`) are written once, in [`paging`].
 pub trait Snapshot {
     fn head(&self) -> Result<Head, StoreError>;
     fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError>;
@@ -79,15 +99,19 @@ pub trait Snapshot {
     fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError>;
     fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
     fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Ids carrying every key (AND), in id (= creation) order, strictly after `after`.
-    fn page(
-        &self,
-        keys: &[IndexKey],
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Page, StoreError>;
     fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError>;
     fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError>;
+
+    // Index primitives over the current projections.
+
+    /// Up to `limit` ids at or after `from` carrying `key`, in order: one range read.
+    fn run(&self, key: &[u8], from: u128, limit: usize) -> Ids;
+    /// The first id at or after `from` carrying `key`.
+    fn seek(&self, key: &[u8], from: u128) -> Result<Option<u128>, StoreError> {
+        Ok(self.run(key, from, 1)?.into_iter().next())
+    }
+    /// How many ids carry `key` (a maintained count).
+    fn count(&self, key: &[u8]) -> Result<u64, StoreError>;
 
     // As-of reads: the state after every event up to and including `position`.
 
@@ -96,6 +120,32 @@ pub trait Snapshot {
     /// One instance as it was after `position` (its view recorded at its last event up to
     /// there).
     fn instance_at(&self, id: Uuid, position: u64) -> Result<Option<Instance>, StoreError>;
+    /// The last instance created at or before `position`: ids grow with creation, so it
+    /// bounds every as-of scan at `position`.
+    fn last_created(&self, position: u64) -> Result<Option<u128>, StoreError>;
+    /// Up to `limit` ids from `from` on that carried `key` at the cut, in order.
+    fn run_at(&self, key: &[u8], from: u128, cut: Cut, limit: usize) -> Ids;
+    /// The first id from `from` on that carried `key` at the cut.
+    fn seek_at(&self, key: &[u8], from: u128, cut: Cut) -> Result<Option<u128>, StoreError> {
+        Ok(self.run_at(key, from, cut, 1)?.into_iter().next())
+    }
+    /// How many instances carried `key` after `position`.
+    fn count_at(&self, key: &[u8], position: u64) -> Result<u64, StoreError>;
+    /// The stored hash of the event at `position`.
+    fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError>;
+    /// The fleet's state hash after `position`.
+    fn state_hash_at(&self, position: u64) -> Result<[u8; 32], StoreError>;
+
+    /// Ids carrying every key (AND), in id (= creation) order, strictly after `after`.
+    fn page(
+        &self,
+        keys: &[IndexKey],
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        paging::page(self, keys, after, limit)
+    }
+
     /// Like `page`, over the history intervals: ids carrying every key at `position`.
     fn page_at(
         &self,
@@ -103,14 +153,27 @@ pub trait Snapshot {
         position: u64,
         after: Option<Uuid>,
         limit: usize,
-    ) -> Result<Page, StoreError>;
-    /// The stored hash of the event at `position`.
-    fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError>;
-    /// The fleet's state hash after `position`.
-    fn state_hash_at(&self, position: u64) -> Result<[u8; 32], StoreError>;
+    ) -> Result<Page, StoreError> {
+        paging::page_at(self, keys, position, after, limit)
+    }
 }
 
-pub trait EventStore: Send + Sync + 'static {
+/// Maintenance every backend offers; part of every [`EventStore`].
+pub trait Maintenance {
+    /// A cheap start-up check that the last stored event matches the recorded head;
+    /// `verify` checks everything.
+    fn check_tail(&self) -> Result<Head, StoreError>;
+    /// Checks the whole hash chain and compares every projection with a rebuild from the
+    /// log; names the first damage found.
+    fn verify(&self) -> Result<VerifyReport, StoreError>;
+    /// Drops every projection and rebuilds it from the log, checking the chain as it goes
+    /// (a damaged log is refused, never "repaired"). Returns the number of events replayed.
+    fn rebuild(&self) -> Result<u64, StoreError>;
+    /// Writes every stored event, exactly as stored, one per line. Returns how many.
+    fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError>;
+}
+
+pub trait EventStore: Maintenance + Send + Sync + 'static {
     /// Runs `f` in one write transaction and commits durably once if it returns Ok; on
     /// Err nothing is written.
     fn write(

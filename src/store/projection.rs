@@ -12,7 +12,7 @@ use crate::domain::catalog::Resource;
 use crate::domain::identity;
 use crate::domain::instance::{self, Instance};
 use crate::domain::lifecycle::State;
-use crate::projection::{IndexKey, Page, index};
+use crate::projection::{IndexKey, index};
 
 /// The tables one backend keeps for the projections, inside one write transaction. Reads
 /// see the transaction's own writes.
@@ -242,57 +242,6 @@ impl StateHash {
             *limb = u64::from_le_bytes(b);
         }
         StateHash(limbs)
-    }
-}
-
-/// Leapfrog intersection of sorted id runs: `seek(key, t)` gives the first id >= t in
-/// a key's run. Each step seeks the next candidate in one run, so a page costs seeks
-/// in proportion to what it skips and returns, never a scan of the fleet.
-pub(crate) fn intersect(
-    keys: &[IndexKey],
-    start: u128,
-    limit: usize,
-    mut seek: impl FnMut(&[u8], u128) -> Result<Option<u128>, StoreError>,
-) -> Result<Vec<u128>, StoreError> {
-    let mut out = Vec::new();
-    if keys.is_empty() || limit == 0 {
-        return Ok(out);
-    }
-    let mut target = start;
-    let mut agreed = 0;
-    let mut i = 0;
-    loop {
-        match seek(&keys[i], target)? {
-            None => return Ok(out),
-            Some(id) if id == target => agreed += 1,
-            Some(id) => {
-                target = id;
-                agreed = 1;
-            }
-        }
-        if agreed == keys.len() {
-            out.push(target);
-            if out.len() >= limit || target == u128::MAX {
-                return Ok(out);
-            }
-            target += 1;
-            agreed = 0;
-        }
-        i = (i + 1) % keys.len();
-    }
-}
-
-pub(crate) fn paged(mut ids: Vec<u128>, limit: usize, total: u64) -> Page {
-    let next = if ids.len() > limit {
-        ids.truncate(limit);
-        ids.last().copied().map(Uuid::from_u128)
-    } else {
-        None
-    };
-    Page {
-        ids: ids.into_iter().map(Uuid::from_u128).collect(),
-        next,
-        total,
     }
 }
 

@@ -1,7 +1,7 @@
 //! JSON Schemas (draft 2020-12) of what the ledger stores and serves, generated from the
 //! Rust types: one per event type and schema version, the envelope, and the instance view.
-//! The files under `schema/` are these, checked in; `tests/schemas.rs` fails when they
-//! drift and rewrites them with `UPDATE_SCHEMAS=1 cargo test --test schemas`.
+//! The files under `schema/` are these, checked in; `tests/it/schemas.rs` fails when they
+//! drift and rewrites them with `UPDATE_SCHEMAS=1 cargo test --test it schemas`.
 
 use schemars::{JsonSchema, schema_for};
 use serde_json::{Map, Value, json};

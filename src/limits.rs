@@ -1,0 +1,48 @@
+//! Every bound the ledger puts on input and on the work one request may cause, named in
+//! one place so that surfaces, validation and the OpenAPI document agree.
+
+/// Request bodies above this size are refused (413) before they are parsed.
+pub const BODY_BYTES: usize = 1024 * 1024;
+
+/// Page sizes of lists: from 1 to this many items.
+pub const PAGE_MAX: usize = 1000;
+/// The page size of instance and catalog lists when none is asked for.
+pub const PAGE_DEFAULT: usize = 50;
+/// The page size of the event feed when none is asked for.
+pub const FEED_DEFAULT: usize = 100;
+/// The page size of fleet changes when none is asked for.
+pub const CHANGES_DEFAULT: usize = 100;
+/// Most events one feed request looks at for a caller who sees few of them.
+pub const FEED_MAX_SCAN: usize = 10_000;
+
+/// Display names (instances, resources, zones, security groups), in characters.
+pub const NAME_CHARS: usize = 255;
+/// Instance descriptions, in bytes.
+pub const DESCRIPTION_BYTES: usize = 4096;
+/// Instance user data, in bytes.
+pub const USER_DATA_BYTES: usize = 64 * 1024;
+/// Tags per instance.
+pub const TAGS: usize = 50;
+/// A tag key, in bytes.
+pub const TAG_KEY_BYTES: usize = 128;
+/// A tag value, in bytes.
+pub const TAG_VALUE_BYTES: usize = 256;
+/// A host name, in bytes (RFC 1123), and one of its labels.
+pub const HOSTNAME_BYTES: usize = 253;
+pub const HOSTNAME_LABEL_BYTES: usize = 63;
+/// An OpenSSH public key, in bytes.
+pub const PUBLIC_KEY_BYTES: usize = 16 * 1024;
+/// A login name, in bytes.
+pub const USERNAME_BYTES: usize = 64;
+/// An email address, in bytes.
+pub const EMAIL_BYTES: usize = 254;
+
+/// An `Idempotency-Key`, in bytes.
+pub const IDEMPOTENCY_KEY_BYTES: usize = 255;
+/// A caller's `X-Request-Id` longer than this is replaced by a fresh one.
+pub const REQUEST_ID_BYTES: usize = 128;
+
+/// Flavor sizes a flavor may declare.
+pub const FLAVOR_VCPUS: (u64, u64) = (1, 1024);
+pub const FLAVOR_MEMORY_MB: (u64, u64) = (1, 64 * 1024 * 1024);
+pub const FLAVOR_DISK_GB: (u64, u64) = (0, 1024 * 1024);

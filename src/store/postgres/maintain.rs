@@ -1,0 +1,229 @@
+//! Maintenance on PostgreSQL: `verify` replays the log into a scratch schema inside one
+//! transaction and compares table by table (the scratch schema is rolled back), `rebuild`
+//! replays it into the live projections after emptying them, `export` streams the log.
+//! Both replays hold the head row, so appends wait until they are done.
+
+use std::collections::HashMap;
+
+use postgres::Transaction;
+use uuid::Uuid;
+
+use super::super::projection::{Projector, StateHash, check_link};
+use super::super::{Head, Maintenance, StoreError, VerifyReport};
+use super::buffer::Buffer;
+use super::migrate::MIGRATIONS;
+use super::write::PgWrite;
+use super::{PgStore, corrupt, hash32, pg, pos, unpos};
+
+/// Every projection table, in the order a rebuild empties them.
+const PROJECTIONS: [&str; 12] = [
+    "instances",
+    "resources",
+    "users",
+    "short_ids",
+    "index_entries",
+    "index_counts",
+    "history",
+    "count_history",
+    "times",
+    "creations",
+    "state_hashes",
+    "versions",
+];
+
+/// How many events one replay step reads and flushes.
+const REPLAY_CHUNK: i64 = 1000;
+
+/// Locks the head row (`FOR SHARE` keeps appends out while reading; `FOR UPDATE` also
+/// while writing) and returns it.
+fn locked_head(tx: &mut Transaction<'_>, mode: &str) -> Result<Head, StoreError> {
+    let row = tx
+        .query_one(&format!("SELECT position, hash FROM head {mode}"), &[])
+        .map_err(pg)?;
+    Ok(Head {
+        position: unpos(row.get(0)),
+        hash: hash32(row.get::<_, &[u8]>(1))?,
+    })
+}
+
+/// Replays every event of `source` (a qualified events table) into the projection tables
+/// the transaction's search path names, checking the chain, gaps and decoding.
+fn replay(tx: &mut Transaction<'_>, source: &str, head: Head) -> Result<u64, StoreError> {
+    let read_events = format!(
+        "SELECT position, hash, body FROM {source} WHERE position > $1 ORDER BY position LIMIT {REPLAY_CHUNK}"
+    );
+    let mut events = 0u64;
+    let mut prev = [0u8; 32];
+    let mut projector = Projector::new(StateHash::default());
+    let mut statements = HashMap::new();
+    loop {
+        let rows = tx.query(&read_events, &[&pos(events)]).map_err(pg)?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut w = PgWrite {
+            tx: &mut *tx,
+            statements: &mut statements,
+            buf: Buffer::default(),
+            projector,
+            head,
+            dirty: false,
+        };
+        for row in &rows {
+            let at = unpos(row.get(0));
+            if at != events + 1 {
+                return Err(corrupt(format!("position {}", events + 1), "missing event"));
+            }
+            let hash: &[u8] = row.get(1);
+            let env = check_link(at, hash, row.get(2), &prev)?;
+            prev = hash32(hash)?;
+            let payload = env
+                .payload()
+                .map_err(|e| corrupt(format!("position {at}"), e))?;
+            w.project(&env, &payload)?;
+            events += 1;
+        }
+        projector = std::mem::replace(&mut w.projector, Projector::new(StateHash::default()));
+        let buf = std::mem::take(&mut w.buf);
+        drop(w);
+        buf.flush(tx).map_err(pg)?;
+    }
+    if head.position != events || head.hash != prev {
+        return Err(corrupt(
+            "head",
+            "the recorded head does not match the last event",
+        ));
+    }
+    Ok(events)
+}
+
+fn quoted(schema: &str) -> String {
+    format!("\"{}\"", schema.replace('"', "\"\""))
+}
+
+impl Maintenance for PgStore {
+    /// The recorded head names the last event, and its hash matches.
+    fn check_tail(&self) -> Result<Head, StoreError> {
+        let mut conn = self.reader()?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT h.position, h.hash, e.hash, (SELECT max(position) FROM events)
+                 FROM head h LEFT JOIN events e ON e.position = h.position",
+                &[],
+            )
+            .map_err(pg)?;
+        self.give_back(conn);
+        let head = Head {
+            position: unpos(row.get(0)),
+            hash: hash32(row.get::<_, &[u8]>(1))?,
+        };
+        let last: Option<i64> = row.get(3);
+        let stored: Option<&[u8]> = row.get(2);
+        let consistent = match (head.position, stored) {
+            (0, None) => last.is_none(),
+            (_, Some(hash)) => hash == head.hash && last == Some(pos(head.position)),
+            (_, None) => false,
+        };
+        if !consistent {
+            return Err(corrupt(
+                "head",
+                "the recorded head does not match the last event",
+            ));
+        }
+        Ok(head)
+    }
+
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut conn = self.open_conn()?;
+        let mut tx = conn.client.transaction().map_err(pg)?;
+        let live: String = tx
+            .query_one("SELECT current_schema()", &[])
+            .map_err(pg)?
+            .get(0);
+        let live = quoted(&live);
+        let head = locked_head(&mut tx, "FOR SHARE")?;
+        let scratch = format!("ledger_verify_{}", Uuid::new_v4().simple());
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA {scratch}; SET LOCAL search_path = {scratch}"
+        ))
+        .map_err(pg)?;
+        for (_, _, sql) in MIGRATIONS {
+            tx.batch_execute(sql).map_err(pg)?;
+        }
+        let events = replay(&mut tx, &format!("{live}.events"), head)?;
+        for table in PROJECTIONS {
+            let differing: i64 = tx
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM ((TABLE {live}.{table} EXCEPT ALL TABLE {scratch}.{table})
+                         UNION ALL (TABLE {scratch}.{table} EXCEPT ALL TABLE {live}.{table})) d"
+                    ),
+                    &[],
+                )
+                .map_err(pg)?
+                .get(0);
+            if differing > 0 {
+                return Err(corrupt(
+                    format!("projection {table}"),
+                    format!("{differing} rows differ from a rebuild from the log"),
+                ));
+            }
+        }
+        let count = |tx: &mut Transaction<'_>, table: &str| -> Result<u64, StoreError> {
+            let n: i64 = tx
+                .query_one(&format!("SELECT count(*) FROM {live}.{table}"), &[])
+                .map_err(pg)?
+                .get(0);
+            Ok(unpos(n))
+        };
+        let report = VerifyReport {
+            events,
+            instances: count(&mut tx, "instances")?,
+            index_entries: count(&mut tx, "index_entries")?,
+            head,
+        };
+        tx.rollback().map_err(pg)?;
+        Ok(report)
+    }
+
+    fn rebuild(&self) -> Result<u64, StoreError> {
+        let mut conn = self.open_conn()?;
+        let mut tx = conn.client.transaction().map_err(pg)?;
+        let head = locked_head(&mut tx, "FOR UPDATE")?;
+        tx.batch_execute(&format!("TRUNCATE {}", PROJECTIONS.join(", ")))
+            .map_err(pg)?;
+        let events = replay(&mut tx, "events", head)?;
+        tx.commit().map_err(pg)?;
+        Ok(events)
+    }
+
+    fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+        let mut conn = self.reader()?;
+        let mut after = 0i64;
+        let mut n = 0;
+        loop {
+            let rows = conn
+                .client
+                .query(
+                    "SELECT position, body FROM events WHERE position > $1 ORDER BY position LIMIT 1000",
+                    &[&after],
+                )
+                .map_err(pg)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                after = row.get(0);
+                out.write_all(row.get::<_, &[u8]>(1))
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+                out.write_all(b"\n")
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+                n += 1;
+            }
+        }
+        out.flush().map_err(|e| StoreError::Io(e.to_string()))?;
+        self.give_back(conn);
+        Ok(n)
+    }
+}

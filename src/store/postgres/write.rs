@@ -1,0 +1,379 @@
+//! The PostgreSQL write transaction: lock the head row, decide against the latest state
+//! of every node, buffer the appends and their projections, flush, commit.
+
+use std::collections::{HashMap, HashSet};
+
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Statement, Transaction};
+use uuid::Uuid;
+
+use super::super::envelope::{Envelope, NewEvent, Payload};
+use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json};
+use super::super::{Head, StoreError, WriteTxn};
+use super::buffer::Buffer;
+use super::listen::NOTIFY_CHANNEL;
+use super::{Conn, PgStore, hash32, pg, pos, unpos};
+use crate::domain::catalog::Resource;
+use crate::domain::identity::User;
+use crate::domain::instance::Instance;
+
+impl PgStore {
+    /// One attempt at a batch: lock the head, run `f` against buffered tables, flush and
+    /// commit. Returns the raw PostgreSQL error for flush failures so the caller can tell
+    /// conflicts (re-run) from outages.
+    pub(super) fn attempt(
+        conn: &mut Conn,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), Attempt> {
+        let Conn { client, statements } = conn;
+        let mut tx = client.transaction().map_err(Attempt::Pg)?;
+        let row = tx
+            .query_one("SELECT position, hash FROM head FOR UPDATE", &[])
+            .map_err(Attempt::Pg)?;
+        let head = Head {
+            position: unpos(row.get(0)),
+            hash: hash32(row.get::<_, &[u8]>(1)).map_err(Attempt::Store)?,
+        };
+        let state_hash = tx
+            .query_opt(
+                "SELECT hash FROM state_hashes ORDER BY position DESC LIMIT 1",
+                &[],
+            )
+            .map_err(Attempt::Pg)?
+            .map(|r| StateHash::from_bytes(r.get::<_, &[u8]>(0)))
+            .unwrap_or_default();
+        let mut w = PgWrite {
+            tx: &mut tx,
+            statements,
+            buf: Buffer::default(),
+            projector: Projector::new(state_hash),
+            head,
+            dirty: false,
+        };
+        f(&mut w).map_err(Attempt::Store)?;
+        if !w.dirty {
+            drop(w);
+            tx.rollback().map_err(Attempt::Pg)?;
+            return Ok(());
+        }
+        let new_head = w.head;
+        let buf = std::mem::take(&mut w.buf);
+        drop(w);
+        buf.flush(&mut tx).map_err(Attempt::Pg)?;
+        if new_head != head {
+            tx.execute(
+                "UPDATE head SET position = $1, hash = $2",
+                &[&pos(new_head.position), &new_head.hash.as_slice()],
+            )
+            .map_err(Attempt::Pg)?;
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&NOTIFY_CHANNEL, &new_head.position.to_string()],
+            )
+            .map_err(Attempt::Pg)?;
+        }
+        tx.commit().map_err(Attempt::Pg)
+    }
+}
+
+pub(super) enum Attempt {
+    Pg(postgres::Error),
+    Store(StoreError),
+}
+
+pub(super) fn retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    )
+}
+
+pub(super) struct PgWrite<'a, 'c> {
+    pub(super) tx: &'a mut Transaction<'c>,
+    pub(super) statements: &'a mut HashMap<&'static str, Statement>,
+    pub(super) buf: Buffer,
+    pub(super) projector: Projector,
+    pub(super) head: Head,
+    pub(super) dirty: bool,
+}
+
+impl PgWrite<'_, '_> {
+    /// Projects one event into this transaction's tables (buffered).
+    pub(super) fn project(&mut self, env: &Envelope, payload: &Payload) -> Result<(), StoreError> {
+        let mut projector =
+            std::mem::replace(&mut self.projector, Projector::new(StateHash::default()));
+        let applied = projector.apply(self, env, payload);
+        self.projector = projector;
+        applied.map(|_| ())
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<postgres::Row>, StoreError> {
+        let stmt = Conn::prepare(self.tx, self.statements, sql)?;
+        self.tx.query_opt(&stmt, params).map_err(pg)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let stmt = Conn::prepare(self.tx, self.statements, sql)?;
+        self.tx.query(&stmt, params).map_err(pg)
+    }
+
+    fn view(&mut self, table: View, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        let buffered = match table {
+            View::Instance => self.buf.instances.get(&id),
+            View::Resource => self.buf.resources.get(&id),
+            View::User => self.buf.users.get(&id),
+        };
+        if let Some(v) = buffered {
+            return Ok(Some(v.clone()));
+        }
+        let sql = match table {
+            View::Instance => "SELECT view FROM instances WHERE id = $1",
+            View::Resource => "SELECT view FROM resources WHERE id = $1",
+            View::User => "SELECT view FROM users WHERE id = $1",
+        };
+        Ok(self.query_opt(sql, &[&id])?.map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum View {
+    Instance,
+    Resource,
+    User,
+}
+
+impl ProjectionTables for PgWrite<'_, '_> {
+    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        self.view(View::Instance, id)
+    }
+
+    fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.buf.instances.insert(id, bytes.to_vec());
+        Ok(())
+    }
+
+    fn resource_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        self.view(View::Resource, id)
+    }
+
+    fn put_resource(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.buf.resources.insert(id, bytes.to_vec());
+        Ok(())
+    }
+
+    fn user_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        self.view(View::User, id)
+    }
+
+    fn put_user(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.buf.users.insert(id, bytes.to_vec());
+        Ok(())
+    }
+
+    fn put_short_id(&mut self, short_id: &str, id: Uuid) -> Result<(), StoreError> {
+        self.buf.short_ids.insert(short_id.to_string(), id);
+        Ok(())
+    }
+
+    fn index_add(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
+        self.buf.index.insert((key.to_vec(), id), true);
+        Ok(())
+    }
+
+    fn index_remove(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
+        self.buf.index.insert((key.to_vec(), id), false);
+        Ok(())
+    }
+
+    fn count(&mut self, key: &[u8]) -> Result<u64, StoreError> {
+        if let Some(n) = self.buf.counts.get(key) {
+            return Ok(*n);
+        }
+        let n = self
+            .query_opt("SELECT count FROM index_counts WHERE key = $1", &[&key])?
+            .map(|r| unpos(r.get(0)))
+            .unwrap_or(0);
+        self.buf.counts.insert(key.to_vec(), n);
+        Ok(n)
+    }
+
+    fn set_count(&mut self, key: &[u8], count: u64) -> Result<(), StoreError> {
+        self.buf.counts.insert(key.to_vec(), count);
+        self.buf.counts_dirty.insert(key.to_vec());
+        Ok(())
+    }
+
+    fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        self.buf.opened.insert((key.to_vec(), id, position), None);
+        Ok(())
+    }
+
+    fn close_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        // An interval this batch opened is closed in the buffer; otherwise the one open in
+        // the table is closed at the flush.
+        let lo = (key.to_vec(), id, 0);
+        let hi = (key.to_vec(), id, u64::MAX);
+        if let Some((_, to)) = self.buf.opened.range_mut(lo..=hi).next_back() {
+            if to.is_none() {
+                *to = Some(position);
+            }
+            return Ok(());
+        }
+        self.buf
+            .closed
+            .entry((key.to_vec(), id))
+            .or_insert(position);
+        Ok(())
+    }
+
+    fn record_count(&mut self, key: &[u8], position: u64, count: u64) -> Result<(), StoreError> {
+        self.buf
+            .count_history
+            .insert((key.to_vec(), position), count);
+        Ok(())
+    }
+
+    fn record_time(&mut self, nanos: i64, position: u64) -> Result<(), StoreError> {
+        self.buf.times.insert(nanos, position);
+        Ok(())
+    }
+
+    fn record_creation(&mut self, position: u64, id: Uuid) -> Result<(), StoreError> {
+        self.buf.creations.push((position, id));
+        Ok(())
+    }
+
+    fn record_state_hash(&mut self, position: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.buf.state_hashes.push((position, *hash));
+        Ok(())
+    }
+
+    fn record_version(&mut self, id: Uuid, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.buf.versions.push((id, position, bytes.to_vec()));
+        Ok(())
+    }
+}
+
+impl WriteTxn for PgWrite<'_, '_> {
+    fn instance(&mut self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+        self.view(View::Instance, id)?
+            .map(|b| decode_json(&format!("instance {id}"), &b))
+            .transpose()
+    }
+
+    fn resource(&mut self, id: Uuid) -> Result<Option<Resource>, StoreError> {
+        self.view(View::Resource, id)?
+            .map(|b| decode_json(&format!("resource {id}"), &b))
+            .transpose()
+    }
+
+    fn user(&mut self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.view(View::User, id)?
+            .map(|b| decode_json(&format!("user {id}"), &b))
+            .transpose()
+    }
+
+    fn first_with(&mut self, key: &[u8]) -> Result<Option<Uuid>, StoreError> {
+        let mut removed = HashSet::new();
+        let mut best: Option<Uuid> = None;
+        for ((k, id), present) in &self.buf.index {
+            if k.as_slice() != key {
+                continue;
+            }
+            if *present {
+                best = Some(best.map_or(*id, |b| b.min(*id)));
+            } else {
+                removed.insert(*id);
+            }
+        }
+        let limit = i64::try_from(removed.len() + 1).unwrap_or(i64::MAX);
+        let rows = self.query(
+            "SELECT id FROM index_entries WHERE key = $1 ORDER BY id LIMIT $2",
+            &[&key, &limit],
+        )?;
+        let stored = rows
+            .iter()
+            .map(|r| r.get::<_, Uuid>(0))
+            .find(|id| !removed.contains(id));
+        Ok(match (best, stored) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError> {
+        if self.buf.short_ids.contains_key(short_id) {
+            return Ok(true);
+        }
+        Ok(self
+            .query_opt("SELECT 1 FROM short_ids WHERE short_id = $1", &[&short_id])?
+            .is_some())
+    }
+
+    fn idempotency(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(r) = self.buf.idempotency.get(key) {
+            return Ok(Some(r.clone()));
+        }
+        Ok(self
+            .query_opt("SELECT record FROM idempotency WHERE key = $1", &[&key])?
+            .map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+
+    fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.buf
+            .idempotency
+            .insert(key.to_string(), record.to_vec());
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn stream_version(&mut self, id: Uuid) -> Result<u64, StoreError> {
+        if let Some(v) = self.buf.stream_versions.get(&id) {
+            return Ok(*v);
+        }
+        let v = self
+            .query_opt(
+                "SELECT version FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
+                &[&id],
+            )?
+            .map(|r| unpos(r.get(0)))
+            .unwrap_or(0);
+        self.buf.stream_versions.insert(id, v);
+        Ok(v)
+    }
+
+    fn head_position(&mut self) -> Result<u64, StoreError> {
+        Ok(self.head.position)
+    }
+
+    fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError> {
+        let current = self.stream_version(event.stream_id)?;
+        let sealed = event.seal(current, &self.head)?;
+        let env = sealed.env;
+        let rows = &mut self.buf.events;
+        rows.positions.push(pos(env.position));
+        rows.streams.push(env.stream_id);
+        rows.versions.push(pos(env.version));
+        rows.hashes.push(sealed.hash.to_vec());
+        rows.bodies.push(sealed.body);
+        self.buf.stream_versions.insert(env.stream_id, env.version);
+        self.project(&env, &sealed.payload)?;
+        self.head = Head {
+            position: env.position,
+            hash: sealed.hash,
+        };
+        self.dirty = true;
+        Ok(env)
+    }
+}

@@ -1,0 +1,344 @@
+//! Maintenance of the embedded store: the start-up tail check, `verify` (chain plus a
+//! rebuild in memory compared table by table), `rebuild` in place, and `export`.
+
+use ::redb::{
+    Builder, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+    WriteTransaction,
+};
+
+use super::super::envelope::{self, Envelope};
+use super::super::{Head, Maintenance, StoreError, VerifyReport};
+use super::RedbStore;
+use super::tables::*;
+use super::write::{drop_projection, open_projection};
+
+/// Checks one stored record (hash, then the envelope's bytes) against its predecessor.
+fn check_link(pos: u64, stored: &[u8], prev: &[u8; 32]) -> Result<Envelope, StoreError> {
+    let (hash, body) = split_record(pos, stored)?;
+    super::super::projection::check_link(pos, hash, body, prev)
+}
+
+/// Replays every event of `events` into the projection tables of `into`, checking the
+/// chain as it goes. Returns how many events there were and the last hash.
+fn replay(
+    events: &impl ReadableTable<u64, &'static [u8]>,
+    into: &WriteTransaction,
+) -> Result<(u64, [u8; 32]), StoreError> {
+    let (mut tables, mut projector) = open_projection(into)?;
+    let mut prev = [0u8; 32];
+    let mut n = 0;
+    for row in events.iter().map_err(io)? {
+        let (pos, stored) = row.map_err(io)?;
+        let pos = pos.value();
+        if pos != n + 1 {
+            return Err(corrupt(format!("position {}", n + 1), "missing event"));
+        }
+        let env = check_link(pos, stored.value(), &prev)?;
+        prev = envelope::hash(&stored.value()[32..]);
+        let payload = env
+            .payload()
+            .map_err(|e| corrupt(format!("position {pos}"), e))?;
+        projector.apply(&mut tables, &env, &payload)?;
+        n += 1;
+    }
+    Ok((n, prev))
+}
+
+fn check_head(head: Head, events: u64, last: [u8; 32]) -> Result<(), StoreError> {
+    if head.position != events || head.hash != last {
+        return Err(corrupt(
+            "head",
+            "the recorded head does not match the last event",
+        ));
+    }
+    Ok(())
+}
+
+fn compare<K, V>(
+    live: &ReadTransaction,
+    rebuilt: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<u64, StoreError>
+where
+    K: ::redb::Key + 'static,
+    V: ::redb::Value + 'static,
+{
+    let name = def.name().to_string();
+    let a = live.open_table(def).map_err(io)?;
+    let b = rebuilt.open_table(def).map_err(io)?;
+    let mut ia = a.iter().map_err(io)?;
+    let mut ib = b.iter().map_err(io)?;
+    let mut n = 0;
+    loop {
+        match (ia.next(), ib.next()) {
+            (None, None) => return Ok(n),
+            (Some(x), Some(y)) => {
+                let (ka, va) = x.map_err(io)?;
+                let (kb, vb) = y.map_err(io)?;
+                if K::as_bytes(&ka.value()).as_ref() != K::as_bytes(&kb.value()).as_ref()
+                    || V::as_bytes(&va.value()).as_ref() != V::as_bytes(&vb.value()).as_ref()
+                {
+                    return Err(corrupt(
+                        format!("projection {name}"),
+                        format!("entry {n} differs from a rebuild from the log"),
+                    ));
+                }
+                n += 1;
+            }
+            _ => {
+                return Err(corrupt(
+                    format!("projection {name}"),
+                    "holds a different number of entries than a rebuild from the log",
+                ));
+            }
+        }
+    }
+}
+
+impl Maintenance for RedbStore {
+    fn check_tail(&self) -> Result<Head, StoreError> {
+        let read = begin_read(&self.db)?;
+        let head = read_head(&read)?;
+        let events = read.open_table(EVENTS).map_err(io)?;
+        let last = events.last().map_err(io)?;
+        match (head.position, last) {
+            (0, None) => Ok(head),
+            (_, Some((pos, stored))) if pos.value() == head.position => {
+                let (hash, body) = split_record(head.position, stored.value())?;
+                if hash != head.hash || envelope::hash(body) != head.hash {
+                    return Err(corrupt(
+                        format!("position {}", head.position),
+                        "the last event does not match the recorded head",
+                    ));
+                }
+                Ok(head)
+            }
+            _ => Err(corrupt(
+                "head",
+                "the recorded head does not match the last event",
+            )),
+        }
+    }
+
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let read = begin_read(&self.db)?;
+        let events = read.open_table(EVENTS).map_err(io)?;
+        let scratch = Builder::new()
+            .create_with_backend(::redb::backends::InMemoryBackend::new())
+            .map_err(io)?;
+        let txn = scratch.begin_write().map_err(io)?;
+        let (n, last) = replay(&events, &txn)?;
+        txn.commit().map_err(io)?;
+        let head = read_head(&read)?;
+        check_head(head, n, last)?;
+        let rebuilt = scratch.begin_read().map_err(io)?;
+        let report = VerifyReport {
+            events: n,
+            instances: compare(&read, &rebuilt, INSTANCES)?,
+            index_entries: compare(&read, &rebuilt, INDEX)?,
+            head,
+        };
+        compare(&read, &rebuilt, RESOURCES)?;
+        compare(&read, &rebuilt, USERS)?;
+        compare(&read, &rebuilt, SHORT_IDS)?;
+        compare(&read, &rebuilt, INDEX_COUNTS)?;
+        compare(&read, &rebuilt, HISTORY)?;
+        compare(&read, &rebuilt, COUNT_HISTORY)?;
+        compare(&read, &rebuilt, TIMES)?;
+        compare(&read, &rebuilt, CREATIONS)?;
+        compare(&read, &rebuilt, STATE_HASHES)?;
+        compare(&read, &rebuilt, VERSIONS)?;
+        Ok(report)
+    }
+
+    /// One write transaction: drop the projections, replay the log into them, commit.
+    /// Any damage to the log aborts it, leaving the store as it was.
+    fn rebuild(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        drop_projection(&txn)?;
+        let (n, last) = {
+            let events = txn.open_table(EVENTS).map_err(io)?;
+            replay(&events, &txn)?
+        };
+        let head = {
+            let meta = txn.open_table(META).map_err(io)?;
+            let guard = meta.get(HEAD_KEY).map_err(io)?;
+            decode_head(guard.as_ref().map(|g| g.value()))?
+        };
+        check_head(head, n, last)?;
+        txn.commit().map_err(io)?;
+        Ok(n)
+    }
+
+    fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+        let read = begin_read(&self.db)?;
+        let events = read.open_table(EVENTS).map_err(io)?;
+        let mut n = 0;
+        for row in events.iter().map_err(io)? {
+            let (pos, stored) = row.map_err(io)?;
+            let (_, body) = split_record(pos.value(), stored.value())?;
+            out.write_all(body).map_err(io)?;
+            out.write_all(b"\n").map_err(io)?;
+            n += 1;
+        }
+        out.flush().map_err(io)?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::catalog::{CatalogEvent, Spec};
+    use crate::store::envelope::{NewEvent, Payload, Provenance};
+    use crate::store::{EventStore, StreamKind};
+    use uuid::Uuid;
+
+    fn provenance() -> Provenance {
+        Provenance {
+            actor: "t".into(),
+            token_id: None,
+            request_id: "r".into(),
+            origin: "native".into(),
+            idempotency_key: None,
+        }
+    }
+
+    fn image(stream_id: Uuid, version: u64, name: String) -> NewEvent {
+        NewEvent {
+            stream_id,
+            version,
+            kind: StreamKind::Image,
+            payload: Payload::Catalog(CatalogEvent::ImageCreated(Spec::Named { name })),
+            at: chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
+            provenance: provenance(),
+        }
+    }
+
+    fn store_with_events(n: usize) -> (tempfile::TempDir, RedbStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = RedbStore::open(dir.path()).expect("open");
+        store
+            .write(&mut |txn| {
+                for i in 0..n {
+                    txn.append(image(Uuid::now_v7(), 1, format!("img-{i}")))?;
+                }
+                Ok(())
+            })
+            .expect("write");
+        (dir, store)
+    }
+
+    fn tamper<K: ::redb::Key + 'static>(
+        store: &RedbStore,
+        def: TableDefinition<K, &'static [u8]>,
+        key: K::SelfType<'_>,
+        byte: usize,
+    ) {
+        let txn = store.db.begin_write().expect("txn");
+        {
+            let mut t = txn.open_table(def).expect("table");
+            let mut raw = t.get(&key).expect("get").expect("present").value().to_vec();
+            raw[byte] ^= 0x01;
+            t.insert(&key, raw.as_slice()).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+
+    #[test]
+    fn an_intact_ledger_verifies() {
+        let (_dir, store) = store_with_events(5);
+        let report = store.verify().expect("verify");
+        assert_eq!(report.events, 5);
+        assert_eq!(report.head.position, 5);
+        assert_eq!(store.check_tail().expect("tail"), report.head);
+    }
+
+    #[test]
+    fn an_append_at_a_stale_version_is_refused() {
+        let (_dir, store) = store_with_events(1);
+        let stream = store.read().expect("read").read_all(0, 1).expect("events")[0].stream_id;
+        let result = store.write(&mut |txn| {
+            txn.append(image(stream, 1, "again".into()))?;
+            Ok(())
+        });
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::VersionConflict {
+                    expected: 0,
+                    actual: 1,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert_eq!(
+            store.check_tail().expect("tail").position,
+            1,
+            "nothing was written"
+        );
+    }
+
+    #[test]
+    fn a_damaged_tail_is_refused_at_start_up() {
+        let (_dir, store) = store_with_events(3);
+        tamper(&store, EVENTS, 3, 50);
+        assert!(matches!(
+            store.check_tail(),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn flipping_any_byte_of_a_stored_event_is_detected_at_its_position() {
+        let (_dir, store) = store_with_events(5);
+        let len = {
+            let read = store.db.begin_read().expect("read");
+            let t = read.open_table(EVENTS).expect("table");
+            t.get(3).expect("get").expect("present").value().len()
+        };
+        // Every byte: the stored hash and each byte of the envelope.
+        for byte in 0..len {
+            tamper(&store, EVENTS, 3, byte);
+            match store.verify() {
+                Err(StoreError::Corrupt { at, .. }) => assert_eq!(at, "position 3", "byte {byte}"),
+                other => panic!("byte {byte}: tampering not detected: {other:?}"),
+            }
+            tamper(&store, EVENTS, 3, byte);
+        }
+        store.verify().expect("restored");
+    }
+
+    #[test]
+    fn a_drifted_projection_is_detected_and_a_rebuild_repairs_it() {
+        let (_dir, store) = store_with_events(3);
+        let id = {
+            let read = store.db.begin_read().expect("read");
+            let t = read.open_table(RESOURCES).expect("table");
+            let first = t.iter().expect("iter").next().expect("row").expect("row");
+            first.0.value()
+        };
+        tamper(&store, RESOURCES, id, 10);
+        match store.verify() {
+            Err(StoreError::Corrupt { at, .. }) => assert_eq!(at, "projection resources"),
+            other => panic!("projection drift not detected: {other:?}"),
+        }
+        assert_eq!(store.rebuild().expect("rebuild"), 3);
+        store.verify().expect("a rebuild repairs projection damage");
+    }
+
+    #[test]
+    fn a_rebuild_refuses_a_damaged_log_and_changes_nothing() {
+        let (_dir, store) = store_with_events(3);
+        tamper(&store, EVENTS, 2, 40);
+        match store.rebuild() {
+            Err(StoreError::Corrupt { at, .. }) => assert_eq!(at, "position 2"),
+            other => panic!("a damaged log was rebuilt over: {other:?}"),
+        }
+        tamper(&store, EVENTS, 2, 40);
+        store
+            .verify()
+            .expect("the projections were left as they were");
+    }
+}

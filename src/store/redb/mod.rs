@@ -1,0 +1,117 @@
+//! The embedded default backend: one redb file in the data directory holding the log,
+//! the stream index, the head of the hash chain, idempotency records and the projections.
+//! Every batch is one write transaction with one durable commit.
+//!
+//! - [`tables`]: the tables and their key layout;
+//! - [`write`]: the append and the projection tables it writes through;
+//! - [`read`]: the snapshot and its index primitives;
+//! - [`maintain`]: tail check, verify, rebuild and export.
+
+mod maintain;
+mod read;
+mod tables;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use ::redb::{Builder, Database, ReadableTable};
+
+use super::{EventStore, Snapshot, StoreError, WriteTxn};
+use read::RedbRead;
+use tables::*;
+use write::{RedbWrite, open_projection};
+
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+/// redb's page cache when none is configured (its own default).
+pub const DEFAULT_CACHE_MB: u64 = 1024;
+
+impl RedbStore {
+    /// Opens (creating if needed) the ledger in `dir` with the default page cache.
+    pub fn open(dir: &Path) -> Result<RedbStore, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens the ledger with a page cache of `cache_mb` MiB. Reads that miss it go to the
+    /// operating system, so as-of reads over a long log stay flat only while the pages
+    /// they touch fit here.
+    pub fn open_with_cache(dir: &Path, cache_mb: u64) -> Result<RedbStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let path = dir.join(FILE_NAME);
+        let cache = usize::try_from(cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let db = Builder::new()
+            .set_cache_size(cache)
+            .create(&path)
+            .map_err(|e| match e {
+                ::redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::Locked(path.display().to_string())
+                }
+                other => io(other),
+            })?;
+        let store = RedbStore { db, path };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create_tables(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            txn.open_table(EVENTS).map_err(io)?;
+            txn.open_table(STREAMS).map_err(io)?;
+            txn.open_table(META).map_err(io)?;
+            txn.open_table(IDEMPOTENCY).map_err(io)?;
+            open_projection(&txn)?;
+        }
+        txn.commit().map_err(io)
+    }
+}
+
+impl EventStore for RedbStore {
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        let dirty;
+        {
+            let mut meta = txn.open_table(META).map_err(io)?;
+            let head = decode_head(meta.get(HEAD_KEY).map_err(io)?.as_ref().map(|g| g.value()))?;
+            let (projection, projector) = open_projection(&txn)?;
+            let mut w = RedbWrite {
+                events: txn.open_table(EVENTS).map_err(io)?,
+                streams: txn.open_table(STREAMS).map_err(io)?,
+                idempotency: txn.open_table(IDEMPOTENCY).map_err(io)?,
+                projection,
+                projector,
+                head,
+                dirty: false,
+            };
+            f(&mut w)?;
+            dirty = w.dirty;
+            if w.head != head {
+                meta.insert(HEAD_KEY, encode_head(&w.head).as_slice())
+                    .map_err(io)?;
+            }
+        }
+        if dirty {
+            txn.commit().map_err(io)
+        } else {
+            txn.abort().map_err(io)
+        }
+    }
+
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        Ok(Box::new(RedbRead::new(begin_read(&self.db)?)))
+    }
+
+    fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(std::fs::metadata(&self.path).map_err(io)?.len()))
+    }
+}

@@ -1,0 +1,239 @@
+//! The embedded store's read snapshot: one redb read transaction (MVCC), with the tables a
+//! page walks opened once per snapshot.
+
+use std::cell::OnceCell;
+
+use ::redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::super::envelope::Envelope;
+use super::super::projection::{StateHash, decode_json, time_key};
+use super::super::{Cut, Head, Ids, Snapshot, StoreError};
+use super::tables::*;
+use crate::domain::catalog::Resource;
+use crate::domain::identity::User;
+use crate::domain::instance::Instance;
+
+pub(super) struct RedbRead {
+    pub(super) txn: ReadTransaction,
+    index: OnceCell<ReadOnlyTable<&'static [u8], ()>>,
+    history: OnceCell<ReadOnlyTable<&'static [u8], u64>>,
+}
+
+/// Gets a table opened once per snapshot (leapfrog pages seek it many times).
+fn cached<'c, K: ::redb::Key + 'static, V: ::redb::Value + 'static>(
+    cell: &'c OnceCell<ReadOnlyTable<K, V>>,
+    txn: &ReadTransaction,
+    def: ::redb::TableDefinition<'static, K, V>,
+) -> Result<&'c ReadOnlyTable<K, V>, StoreError> {
+    if let Some(t) = cell.get() {
+        return Ok(t);
+    }
+    let table = txn.open_table(def).map_err(io)?;
+    Ok(cell.get_or_init(|| table))
+}
+
+impl RedbRead {
+    pub(super) fn new(txn: ReadTransaction) -> RedbRead {
+        RedbRead {
+            txn,
+            index: OnceCell::new(),
+            history: OnceCell::new(),
+        }
+    }
+
+    fn event(
+        &self,
+        events: &impl ReadableTable<u64, &'static [u8]>,
+        pos: u64,
+    ) -> Result<Envelope, StoreError> {
+        let guard = events
+            .get(pos)
+            .map_err(io)?
+            .ok_or_else(|| corrupt(format!("position {pos}"), "missing event"))?;
+        let (_, body) = split_record(pos, guard.value())?;
+        decode_json(&format!("position {pos}"), body)
+    }
+
+    fn decoded<T: serde::de::DeserializeOwned>(
+        &self,
+        def: ::redb::TableDefinition<'static, u128, &'static [u8]>,
+        id: Uuid,
+        what: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let t = self.txn.open_table(def).map_err(io)?;
+        let guard = t.get(id.as_u128()).map_err(io)?;
+        guard
+            .map(|g| decode_json(&format!("{what} {id}"), g.value()))
+            .transpose()
+    }
+}
+
+impl Snapshot for RedbRead {
+    fn head(&self) -> Result<Head, StoreError> {
+        read_head(&self.txn)
+    }
+
+    fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+        self.decoded(INSTANCES, id, "instance")
+    }
+
+    fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError> {
+        let t = self.txn.open_table(SHORT_IDS).map_err(io)?;
+        Ok(t.get(short_id)
+            .map_err(io)?
+            .map(|g| Uuid::from_u128(g.value())))
+    }
+
+    fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.decoded(USERS, id, "user")
+    }
+
+    fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError> {
+        self.decoded(RESOURCES, id, "resource")
+    }
+
+    fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.txn.open_table(IDEMPOTENCY).map_err(io)?;
+        Ok(t.get(key).map_err(io)?.map(|g| g.value().to_vec()))
+    }
+
+    fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError> {
+        let streams = self.txn.open_table(STREAMS).map_err(io)?;
+        let events = self.txn.open_table(EVENTS).map_err(io)?;
+        let raw = id.as_u128();
+        let mut out = Vec::new();
+        for row in streams.range((raw, 0)..=(raw, u64::MAX)).map_err(io)? {
+            let (_, pos) = row.map_err(io)?;
+            out.push(self.event(&events, pos.value())?);
+        }
+        Ok(out)
+    }
+
+    fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        let events = self.txn.open_table(EVENTS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in events
+            .range(after.saturating_add(1)..)
+            .map_err(io)?
+            .take(limit)
+        {
+            let (pos, stored) = row.map_err(io)?;
+            let pos = pos.value();
+            let (_, body) = split_record(pos, stored.value())?;
+            out.push(decode_json(&format!("position {pos}"), body)?);
+        }
+        Ok(out)
+    }
+
+    fn run(&self, key: &[u8], from: u128, limit: usize) -> Ids {
+        let index = cached(&self.index, &self.txn, INDEX)?;
+        let start = index_entry(key, from);
+        let end = index_entry(key, u128::MAX);
+        index
+            .range(start.as_slice()..=end.as_slice())
+            .map_err(io)?
+            .take(limit)
+            .map(|row| Ok(entry_id(row.map_err(io)?.0.value())))
+            .collect()
+    }
+
+    fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
+        let counts = self.txn.open_table(INDEX_COUNTS).map_err(io)?;
+        Ok(counts.get(key).map_err(io)?.map(|g| g.value()).unwrap_or(0))
+    }
+
+    fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        let times = self.txn.open_table(TIMES).map_err(io)?;
+        let last = times.range(..=time_key(at)).map_err(io)?.next_back();
+        match last {
+            Some(row) => Ok(row.map_err(io)?.1.value()),
+            None => Ok(0),
+        }
+    }
+
+    fn instance_at(&self, id: Uuid, position: u64) -> Result<Option<Instance>, StoreError> {
+        let versions = self.txn.open_table(VERSIONS).map_err(io)?;
+        let raw = id.as_u128();
+        let last = versions
+            .range((raw, 0)..=(raw, position))
+            .map_err(io)?
+            .next_back();
+        match last {
+            Some(row) => {
+                let (k, v) = row.map_err(io)?;
+                let at = k.value().1;
+                decode_json(&format!("instance {id} at position {at}"), v.value()).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn last_created(&self, position: u64) -> Result<Option<u128>, StoreError> {
+        let creations = self.txn.open_table(CREATIONS).map_err(io)?;
+        match creations.range(..=position).map_err(io)?.next_back() {
+            Some(row) => Ok(Some(row.map_err(io)?.1.value())),
+            None => Ok(None),
+        }
+    }
+
+    /// One key's history intervals in `from..=last`, kept where they hold the position.
+    fn run_at(&self, key: &[u8], from: u128, cut: Cut, limit: usize) -> Ids {
+        let Cut { position, last } = cut;
+        let mut out = Vec::new();
+        if from > last || limit == 0 {
+            return Ok(out);
+        }
+        let history = cached(&self.history, &self.txn, HISTORY)?;
+        let lo = history_entry(key, from, 0);
+        let hi = history_entry(key, last, u64::MAX);
+        for row in history.range(lo.as_slice()..=hi.as_slice()).map_err(io)? {
+            let (k, to) = row.map_err(io)?;
+            let (id, start) = history_id_from(k.value());
+            // An id's intervals under one key never overlap: at most one holds `position`.
+            if start <= position && position < to.value() {
+                out.push(id);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn count_at(&self, key: &[u8], position: u64) -> Result<u64, StoreError> {
+        let counts = self.txn.open_table(COUNT_HISTORY).map_err(io)?;
+        let lo = count_entry(key, 0);
+        let hi = count_entry(key, position);
+        match counts
+            .range(lo.as_slice()..=hi.as_slice())
+            .map_err(io)?
+            .next_back()
+        {
+            Some(row) => Ok(row.map_err(io)?.1.value()),
+            None => Ok(0),
+        }
+    }
+
+    fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError> {
+        let events = self.txn.open_table(EVENTS).map_err(io)?;
+        let guard = events
+            .get(position)
+            .map_err(io)?
+            .ok_or_else(|| corrupt(format!("position {position}"), "missing event"))?;
+        let (hash, _) = split_record(position, guard.value())?;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hash);
+        Ok(out)
+    }
+
+    fn state_hash_at(&self, position: u64) -> Result<[u8; 32], StoreError> {
+        let hashes = self.txn.open_table(STATE_HASHES).map_err(io)?;
+        let last = hashes.range(..=position).map_err(io)?.next_back();
+        match last {
+            Some(row) => Ok(StateHash::from_bytes(row.map_err(io)?.1.value()).to_bytes()),
+            None => Ok(StateHash::default().to_bytes()),
+        }
+    }
+}

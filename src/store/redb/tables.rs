@@ -1,0 +1,137 @@
+//! The embedded store's tables and the byte layout of their keys. Values that are views
+//! are the JSON bytes the state hash commits to; composite keys are length-prefixed so
+//! arbitrary filter keys sort and never collide.
+
+use ::redb::{ReadTransaction, ReadableDatabase, TableDefinition};
+
+use super::super::{Head, StoreError};
+
+/// position -> 32-byte hash followed by the envelope's JSON bytes.
+pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// (stream id, version) -> position.
+pub(super) const STREAMS: TableDefinition<(u128, u64), u64> = TableDefinition::new("streams");
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+/// Projections: rebuilt from the log by `verify`, which compares them byte for byte.
+pub(super) const INSTANCES: TableDefinition<u128, &[u8]> = TableDefinition::new("instances");
+pub(super) const RESOURCES: TableDefinition<u128, &[u8]> = TableDefinition::new("resources");
+pub(super) const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
+pub(super) const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids");
+/// (u16 length, index key, id) -> (): one sorted run of ids per key.
+pub(super) const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
+pub(super) const INDEX_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("index_counts");
+/// History for as-of reads, kept for instance index keys: (u16 length, key, id, from
+/// position) -> to position (`u64::MAX` while open). The id was under the key at every
+/// position P with from <= P < to.
+pub(super) const HISTORY: TableDefinition<&[u8], u64> = TableDefinition::new("history");
+/// (u16 length, key, position) -> how many instances carried the key after that event.
+pub(super) const COUNT_HISTORY: TableDefinition<&[u8], u64> = TableDefinition::new("count_history");
+/// Event time (ns since the epoch) -> the last position committed at that time.
+pub(super) const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
+/// Position -> the instance created there: ids grow with creation, so the last creation
+/// at or before P bounds every as-of scan at P.
+pub(super) const CREATIONS: TableDefinition<u64, u128> = TableDefinition::new("creations");
+/// Position -> the fleet's state hash after that event (written when an instance changes).
+pub(super) const STATE_HASHES: TableDefinition<u64, &[u8]> = TableDefinition::new("state_hashes");
+/// (instance id, position) -> the instance's view after that event: an as-of view is one
+/// seek instead of a fold over events scattered across the log.
+pub(super) const VERSIONS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("versions");
+
+pub(super) const HEAD_KEY: &str = "head";
+pub(super) const FILE_NAME: &str = "ledger.redb";
+
+pub(super) fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+pub(super) fn corrupt(at: impl Into<String>, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        at: at.into(),
+        detail: detail.to_string(),
+    }
+}
+
+pub(super) fn read_head(read: &ReadTransaction) -> Result<Head, StoreError> {
+    let meta = read.open_table(META).map_err(io)?;
+    let guard = ::redb::ReadableTable::get(&meta, HEAD_KEY).map_err(io)?;
+    decode_head(guard.as_ref().map(|g| g.value()))
+}
+
+pub(super) fn decode_head(raw: Option<&[u8]>) -> Result<Head, StoreError> {
+    let Some(raw) = raw else {
+        return Ok(Head::default());
+    };
+    if raw.len() != 40 {
+        return Err(corrupt("head", "unexpected length"));
+    }
+    let mut position = [0u8; 8];
+    position.copy_from_slice(&raw[..8]);
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&raw[8..]);
+    Ok(Head {
+        position: u64::from_be_bytes(position),
+        hash,
+    })
+}
+
+pub(super) fn encode_head(head: &Head) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(40);
+    raw.extend_from_slice(&head.position.to_be_bytes());
+    raw.extend_from_slice(&head.hash);
+    raw
+}
+
+/// The stored record of an event: its hash, then its bytes.
+pub(super) fn split_record(pos: u64, stored: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
+    if stored.len() < 32 {
+        return Err(corrupt(
+            format!("position {pos}"),
+            "record shorter than its hash",
+        ));
+    }
+    Ok(stored.split_at(32))
+}
+
+pub(super) fn index_entry(key: &[u8], id: u128) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + key.len() + 16);
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&id.to_be_bytes());
+    out
+}
+
+pub(super) fn history_entry(key: &[u8], id: u128, from: u64) -> Vec<u8> {
+    let mut out = index_entry(key, id);
+    out.extend_from_slice(&from.to_be_bytes());
+    out
+}
+
+pub(super) fn count_entry(key: &[u8], position: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + key.len() + 8);
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&position.to_be_bytes());
+    out
+}
+
+/// The id at the end of an index entry.
+pub(super) fn entry_id(raw: &[u8]) -> u128 {
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&raw[raw.len() - 16..]);
+    u128::from_be_bytes(id)
+}
+
+/// The (id, from position) at the end of a history entry.
+pub(super) fn history_id_from(raw: &[u8]) -> (u128, u64) {
+    let n = raw.len();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&raw[n - 24..n - 8]);
+    let mut from = [0u8; 8];
+    from.copy_from_slice(&raw[n - 8..]);
+    (u128::from_be_bytes(id), u64::from_be_bytes(from))
+}
+
+/// Opens a read transaction on `db`.
+pub(super) fn begin_read(db: &::redb::Database) -> Result<ReadTransaction, StoreError> {
+    db.begin_read().map_err(io)
+}

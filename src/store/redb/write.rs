@@ -1,0 +1,335 @@
+//! The embedded store's write transaction: append (seal, log, stream index) and the
+//! projection tables the shared projection code writes through.
+
+use ::redb::{ReadableTable, Table, WriteTransaction};
+use uuid::Uuid;
+
+use super::super::envelope::{Envelope, NewEvent};
+use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json};
+use super::super::{Head, StoreError, WriteTxn};
+use super::tables::*;
+use crate::domain::catalog::Resource;
+use crate::domain::identity::User;
+use crate::domain::instance::Instance;
+
+/// The projection tables of one write transaction, used by live appends and rebuilds.
+pub(super) struct Tables<'t> {
+    instances: Table<'t, u128, &'static [u8]>,
+    resources: Table<'t, u128, &'static [u8]>,
+    users: Table<'t, u128, &'static [u8]>,
+    short_ids: Table<'t, &'static str, u128>,
+    index: Table<'t, &'static [u8], ()>,
+    counts: Table<'t, &'static [u8], u64>,
+    history: Table<'t, &'static [u8], u64>,
+    count_history: Table<'t, &'static [u8], u64>,
+    times: Table<'t, i64, u64>,
+    creations: Table<'t, u64, u128>,
+    state_hashes: Table<'t, u64, &'static [u8]>,
+    versions: Table<'t, (u128, u64), &'static [u8]>,
+}
+
+/// Opens the projection tables, and a projector carrying the last recorded state hash.
+pub(super) fn open_projection(
+    txn: &WriteTransaction,
+) -> Result<(Tables<'_>, Projector), StoreError> {
+    let state_hashes = txn.open_table(STATE_HASHES).map_err(io)?;
+    let state_hash = match state_hashes.last().map_err(io)? {
+        Some((_, v)) => StateHash::from_bytes(v.value()),
+        None => StateHash::default(),
+    };
+    let tables = Tables {
+        history: txn.open_table(HISTORY).map_err(io)?,
+        count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
+        times: txn.open_table(TIMES).map_err(io)?,
+        creations: txn.open_table(CREATIONS).map_err(io)?,
+        state_hashes,
+        versions: txn.open_table(VERSIONS).map_err(io)?,
+        instances: txn.open_table(INSTANCES).map_err(io)?,
+        resources: txn.open_table(RESOURCES).map_err(io)?,
+        users: txn.open_table(USERS).map_err(io)?,
+        short_ids: txn.open_table(SHORT_IDS).map_err(io)?,
+        index: txn.open_table(INDEX).map_err(io)?,
+        counts: txn.open_table(INDEX_COUNTS).map_err(io)?,
+    };
+    Ok((tables, Projector::new(state_hash)))
+}
+
+/// Drops every projection table (a rebuild recreates them empty).
+pub(super) fn drop_projection(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(INSTANCES).map_err(io)?;
+    txn.delete_table(RESOURCES).map_err(io)?;
+    txn.delete_table(USERS).map_err(io)?;
+    txn.delete_table(SHORT_IDS).map_err(io)?;
+    txn.delete_table(INDEX).map_err(io)?;
+    txn.delete_table(INDEX_COUNTS).map_err(io)?;
+    txn.delete_table(HISTORY).map_err(io)?;
+    txn.delete_table(COUNT_HISTORY).map_err(io)?;
+    txn.delete_table(TIMES).map_err(io)?;
+    txn.delete_table(CREATIONS).map_err(io)?;
+    txn.delete_table(STATE_HASHES).map_err(io)?;
+    txn.delete_table(VERSIONS).map_err(io)?;
+    Ok(())
+}
+
+fn view<K: ::redb::Key + 'static>(
+    table: &Table<'_, K, &'static [u8]>,
+    key: K::SelfType<'_>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(table.get(key).map_err(io)?.map(|g| g.value().to_vec()))
+}
+
+impl Tables<'_> {
+    pub(super) fn seek(&self, key: &[u8], from: u128) -> Result<Option<u128>, StoreError> {
+        let start = index_entry(key, from);
+        let end = index_entry(key, u128::MAX);
+        let mut range = self
+            .index
+            .range(start.as_slice()..=end.as_slice())
+            .map_err(io)?;
+        match range.next() {
+            None => Ok(None),
+            Some(row) => Ok(Some(entry_id(row.map_err(io)?.0.value()))),
+        }
+    }
+}
+
+impl ProjectionTables for Tables<'_> {
+    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        view(&self.instances, id.as_u128())
+    }
+
+    fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.instances.insert(id.as_u128(), bytes).map_err(io)?;
+        Ok(())
+    }
+
+    fn resource_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        view(&self.resources, id.as_u128())
+    }
+
+    fn put_resource(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.resources.insert(id.as_u128(), bytes).map_err(io)?;
+        Ok(())
+    }
+
+    fn user_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        view(&self.users, id.as_u128())
+    }
+
+    fn put_user(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
+        self.users.insert(id.as_u128(), bytes).map_err(io)?;
+        Ok(())
+    }
+
+    fn put_short_id(&mut self, short_id: &str, id: Uuid) -> Result<(), StoreError> {
+        self.short_ids.insert(short_id, id.as_u128()).map_err(io)?;
+        Ok(())
+    }
+
+    fn index_add(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
+        self.index
+            .insert(index_entry(key, id.as_u128()).as_slice(), ())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn index_remove(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
+        self.index
+            .remove(index_entry(key, id.as_u128()).as_slice())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn count(&mut self, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self
+            .counts
+            .get(key)
+            .map_err(io)?
+            .map(|g| g.value())
+            .unwrap_or(0))
+    }
+
+    fn set_count(&mut self, key: &[u8], count: u64) -> Result<(), StoreError> {
+        if count == 0 {
+            self.counts.remove(key).map_err(io)?;
+        } else {
+            self.counts.insert(key, count).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        self.history
+            .insert(
+                history_entry(key, id.as_u128(), position).as_slice(),
+                u64::MAX,
+            )
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn close_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        let open = {
+            let lo = history_entry(key, id.as_u128(), 0);
+            let hi = history_entry(key, id.as_u128(), u64::MAX);
+            let mut range = self
+                .history
+                .range(lo.as_slice()..=hi.as_slice())
+                .map_err(io)?;
+            match range.next_back() {
+                Some(row) => {
+                    let (k, to) = row.map_err(io)?;
+                    (to.value() == u64::MAX).then(|| k.value().to_vec())
+                }
+                None => None,
+            }
+        };
+        if let Some(entry) = open {
+            self.history
+                .insert(entry.as_slice(), position)
+                .map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn record_count(&mut self, key: &[u8], position: u64, count: u64) -> Result<(), StoreError> {
+        self.count_history
+            .insert(count_entry(key, position).as_slice(), count)
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn record_time(&mut self, nanos: i64, position: u64) -> Result<(), StoreError> {
+        self.times.insert(nanos, position).map_err(io)?;
+        Ok(())
+    }
+
+    fn record_creation(&mut self, position: u64, id: Uuid) -> Result<(), StoreError> {
+        self.creations.insert(position, id.as_u128()).map_err(io)?;
+        Ok(())
+    }
+
+    fn record_state_hash(&mut self, position: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.state_hashes
+            .insert(position, hash.as_slice())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn record_version(&mut self, id: Uuid, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.versions
+            .insert((id.as_u128(), position), bytes)
+            .map_err(io)?;
+        Ok(())
+    }
+}
+
+pub(super) struct RedbWrite<'t> {
+    pub(super) events: Table<'t, u64, &'static [u8]>,
+    pub(super) streams: Table<'t, (u128, u64), u64>,
+    pub(super) idempotency: Table<'t, &'static str, &'static [u8]>,
+    pub(super) projection: Tables<'t>,
+    pub(super) projector: Projector,
+    pub(super) head: Head,
+    /// Whether anything was written; a batch of refusals and replays skips the commit.
+    pub(super) dirty: bool,
+}
+
+fn last_version<T: ReadableTable<(u128, u64), u64>>(
+    streams: &T,
+    id: Uuid,
+) -> Result<u64, StoreError> {
+    let id = id.as_u128();
+    let last = streams
+        .range((id, 0)..=(id, u64::MAX))
+        .map_err(io)?
+        .next_back();
+    match last {
+        Some(row) => Ok(row.map_err(io)?.0.value().1),
+        None => Ok(0),
+    }
+}
+
+impl RedbWrite<'_> {
+    fn decoded<T: serde::de::DeserializeOwned>(
+        raw: Option<Vec<u8>>,
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<T>, StoreError> {
+        raw.map(|b| decode_json(&what(), &b)).transpose()
+    }
+}
+
+impl WriteTxn for RedbWrite<'_> {
+    fn instance(&mut self, id: Uuid) -> Result<Option<Instance>, StoreError> {
+        let raw = self.projection.instance_bytes(id)?;
+        Self::decoded(raw, || format!("instance {id}"))
+    }
+
+    fn resource(&mut self, id: Uuid) -> Result<Option<Resource>, StoreError> {
+        let raw = self.projection.resource_bytes(id)?;
+        Self::decoded(raw, || format!("resource {id}"))
+    }
+
+    fn user(&mut self, id: Uuid) -> Result<Option<User>, StoreError> {
+        let raw = self.projection.user_bytes(id)?;
+        Self::decoded(raw, || format!("user {id}"))
+    }
+
+    fn first_with(&mut self, key: &[u8]) -> Result<Option<Uuid>, StoreError> {
+        Ok(self.projection.seek(key, 0)?.map(Uuid::from_u128))
+    }
+
+    fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .projection
+            .short_ids
+            .get(short_id)
+            .map_err(io)?
+            .is_some())
+    }
+
+    fn idempotency(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .idempotency
+            .get(key)
+            .map_err(io)?
+            .map(|g| g.value().to_vec()))
+    }
+
+    fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.idempotency.insert(key, record).map_err(io)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn stream_version(&mut self, id: Uuid) -> Result<u64, StoreError> {
+        last_version(&self.streams, id)
+    }
+
+    fn head_position(&mut self) -> Result<u64, StoreError> {
+        Ok(self.head.position)
+    }
+
+    fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError> {
+        let current = last_version(&self.streams, event.stream_id)?;
+        let sealed = event.seal(current, &self.head)?;
+        let env = &sealed.env;
+        let mut stored = Vec::with_capacity(32 + sealed.body.len());
+        stored.extend_from_slice(&sealed.hash);
+        stored.extend_from_slice(&sealed.body);
+        self.events
+            .insert(env.position, stored.as_slice())
+            .map_err(io)?;
+        self.streams
+            .insert((env.stream_id.as_u128(), env.version), env.position)
+            .map_err(io)?;
+        self.projector
+            .apply(&mut self.projection, env, &sealed.payload)?;
+        self.head = Head {
+            position: env.position,
+            hash: sealed.hash,
+        };
+        self.dirty = true;
+        Ok(sealed.env)
+    }
+}

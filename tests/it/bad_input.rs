@@ -1,0 +1,351 @@
+//! Every kind of bad input gets its documented status and problem code, and appends
+//! nothing: the global position and the instance's timeline are unchanged.
+
+use crate::harness::{Catalog, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn timeline(s: &Server, id: &str) -> Value {
+    s.get(&format!("/v1/instances/{id}/events")).await.body
+}
+
+on_each_backend!(#[tokio::test] async fn bad_input_gets_documented_errors_and_appends_nothing);
+async fn bad_input_gets_documented_errors_and_appends_nothing() {
+    let s = Server::start(&["--driver-delay-ms", "0"]);
+    let c = Catalog::create(&s).await;
+    let id = s.post("/v1/instances", c.instance("target")).await.id();
+    s.wait_for_state(&id, "running").await;
+    let before = s.position().await;
+    let events_before = timeline(&s, &id).await;
+    let json_ct = [("content-type", "application/json")];
+    let missing = "00000000-0000-7000-8000-000000000000";
+
+    // malformed JSON, wrong types, unknown and missing fields
+    let r = s
+        .raw(Method::POST, "/v1/instances", "{\"name\": ", &json_ct)
+        .await;
+    r.assert_problem(400, "malformed_json");
+    let mut wrong_type = c.instance("x");
+    wrong_type["name"] = json!(5);
+    s.post("/v1/instances", wrong_type)
+        .await
+        .assert_problem(400, "invalid_body");
+    let mut unknown = c.instance("x");
+    unknown["colour"] = json!("blue");
+    let r = s.post("/v1/instances", unknown).await;
+    r.assert_problem(400, "invalid_body");
+    assert!(
+        r.body["detail"].as_str().unwrap_or("").contains("colour"),
+        "{}",
+        r.body
+    );
+    let r = s.post("/v1/instances", json!({"name": "x"})).await;
+    r.assert_problem(400, "invalid_body");
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("project_id"),
+        "{}",
+        r.body
+    );
+    let mut bad_uuid = c.instance("x");
+    bad_uuid["flavor_id"] = json!("not-a-uuid");
+    s.post("/v1/instances", bad_uuid)
+        .await
+        .assert_problem(400, "invalid_body");
+    s.raw(Method::POST, "/v1/instances", "", &json_ct)
+        .await
+        .assert_problem(400, "invalid_body");
+    let mut bad_host = c.instance("x");
+    bad_host["hostname"] = json!("-bad_host-");
+    s.post("/v1/instances", bad_host)
+        .await
+        .assert_problem(400, "invalid_field");
+    let mut empty_name = c.instance("x");
+    empty_name["name"] = json!("  ");
+    s.post("/v1/instances", empty_name)
+        .await
+        .assert_problem(400, "invalid_field");
+    s.post(&format!("/v1/instances/{id}/stop"), json!({"force": "yes"}))
+        .await
+        .assert_problem(400, "invalid_body");
+    s.post(&format!("/v1/instances/{id}/stop"), json!({"hard": true}))
+        .await
+        .assert_problem(400, "invalid_body");
+    s.raw(
+        Method::POST,
+        "/v1/customers",
+        "name=x",
+        &[("content-type", "application/x-www-form-urlencoded")],
+    )
+    .await
+    .assert_problem(415, "unsupported_media_type");
+
+    // oversized body
+    let mut huge = c.instance("x");
+    huge["user_data"] = json!("x".repeat(1024 * 1024 + 1));
+    s.post("/v1/instances", huge)
+        .await
+        .assert_problem(413, "payload_too_large");
+
+    // unknown references name the field
+    for (field, value) in [
+        ("project_id", json!(missing)),
+        ("flavor_id", json!(missing)),
+        ("image_id", json!(missing)),
+        ("network_ids", json!([c.network, missing])),
+        ("ssh_key_id", json!(missing)),
+        // a real id of the wrong kind is just as unknown
+        ("project_id", json!(c.flavor)),
+    ] {
+        let mut b = c.instance("x");
+        b[field] = value;
+        let r = s.post("/v1/instances", b).await;
+        r.assert_problem(422, "unknown_reference");
+        assert_eq!(r.body["field"], field, "{}", r.body);
+    }
+    let r = s
+        .post("/v1/projects", json!({"name": "p", "customer_id": missing}))
+        .await;
+    r.assert_problem(422, "unknown_reference");
+    assert_eq!(r.body["field"], "customer_id");
+    s.post("/v1/networks", json!({"name": "n", "cidr": "10.0.0.0/33"}))
+        .await
+        .assert_problem(400, "invalid_field");
+    s.post(
+        "/v1/flavors",
+        json!({"name": "f", "vcpus": 0, "memory_mb": 1, "disk_gb": 1}),
+    )
+    .await
+    .assert_problem(400, "invalid_field");
+    s.post(
+        &format!("/v1/instances/{id}/resize"),
+        json!({"flavor_id": missing}),
+    )
+    .await
+    .assert_problem(422, "unknown_reference");
+
+    // unknown ids
+    s.get(&format!("/v1/instances/{missing}"))
+        .await
+        .assert_problem(404, "not_found");
+    s.get("/v1/instances/i-zzzzzzzz")
+        .await
+        .assert_problem(404, "not_found");
+    s.get("/v1/instances/nonsense")
+        .await
+        .assert_problem(404, "not_found");
+    s.post(&format!("/v1/instances/{missing}/start"), json!({}))
+        .await
+        .assert_problem(404, "not_found");
+    s.get(&format!("/v1/instances/{missing}/events"))
+        .await
+        .assert_problem(404, "not_found");
+    s.get(&format!("/v1/customers/{missing}"))
+        .await
+        .assert_problem(404, "not_found");
+
+    // illegal transitions
+    let r = s
+        .post(&format!("/v1/instances/{id}/start"), json!({}))
+        .await;
+    r.assert_problem(409, "invalid_transition");
+    assert_eq!(r.body["current_state"], "running");
+    assert_eq!(r.body["allowed_states"], json!(["stopped"]));
+    s.post(&format!("/v1/instances/{id}/recover"), json!({}))
+        .await
+        .assert_problem(409, "invalid_transition");
+    s.post(
+        &format!("/v1/instances/{id}/resize"),
+        json!({"flavor_id": c.flavor_big}),
+    )
+    .await
+    .assert_problem(409, "invalid_transition");
+    s.call(
+        Method::DELETE,
+        &format!("/v1/instances/{id}?purge=true"),
+        None,
+    )
+    .await
+    .assert_problem(409, "invalid_transition");
+
+    // stale and malformed If-Match
+    let r = s
+        .call_with(
+            Method::POST,
+            &format!("/v1/instances/{id}/stop"),
+            Some(json!({})),
+            &[("If-Match", "\"1\"")],
+        )
+        .await;
+    r.assert_problem(412, "version_mismatch");
+    assert_eq!(r.body["expected_version"], 1);
+    assert_eq!(r.body["current_version"], 2);
+    s.call_with(
+        Method::POST,
+        &format!("/v1/instances/{id}/stop"),
+        Some(json!({})),
+        &[("If-Match", "yesterday")],
+    )
+    .await
+    .assert_problem(400, "invalid_header");
+
+    // query parameters
+    for q in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "state=flying",
+        "cursor=zz",
+        "project_id=nope",
+        "tag=novalue",
+        "colour=red",
+    ] {
+        s.get(&format!("/v1/instances?{q}"))
+            .await
+            .assert_problem(400, "invalid_parameter");
+    }
+    s.call(
+        Method::DELETE,
+        &format!("/v1/instances/{id}?force=maybe"),
+        None,
+    )
+    .await
+    .assert_problem(400, "invalid_parameter");
+
+    // routes, methods and tokens
+    s.get("/v1/nothing-here")
+        .await
+        .assert_problem(404, "not_found");
+    s.call(Method::PUT, "/v1/instances", Some(json!({})))
+        .await
+        .assert_problem(405, "method_not_allowed");
+    let r = s
+        .client
+        .get(format!("{}/v1/instances", s.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get("www-authenticate").is_some());
+    let r = s
+        .client
+        .post(format!("{}/v1/customers", s.base))
+        .bearer_auth("wrong-token")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    assert_eq!(
+        s.position().await,
+        before,
+        "a refused request appended an event"
+    );
+    assert_eq!(timeline(&s, &id).await, events_before);
+    assert_eq!(
+        s.get(&format!("/v1/instances/{id}")).await.body["state"],
+        "running"
+    );
+}
+
+on_each_backend!(#[tokio::test] async fn if_match_with_the_current_version_succeeds);
+async fn if_match_with_the_current_version_succeeds() {
+    let s = Server::start(&["--driver-delay-ms", "0"]);
+    let c = Catalog::create(&s).await;
+    let id = s.post("/v1/instances", c.instance("m")).await.id();
+    let v = s.wait_for_state(&id, "running").await;
+    let etag = format!("\"{}\"", v["version"]);
+    let r = s.get(&format!("/v1/instances/{id}")).await;
+    assert_eq!(r.header("etag"), Some(etag.clone()));
+    let r = s
+        .call_with(
+            Method::POST,
+            &format!("/v1/instances/{id}/stop"),
+            None,
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.header("etag"), Some(format!("\"{}\"", r.body["version"])));
+}
+
+on_each_backend!(#[tokio::test] async fn idempotency_key_replays_the_original_answer_without_new_events);
+async fn idempotency_key_replays_the_original_answer_without_new_events() {
+    let s = Server::start(&["--driver-delay-ms", "0"]);
+    let c = Catalog::create(&s).await;
+    let key = [("Idempotency-Key", "create-web-7")];
+    let first = s
+        .call_with(
+            Method::POST,
+            "/v1/instances",
+            Some(c.instance("web-7")),
+            &key,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    s.wait_for_state(&first.id(), "running").await;
+    let position = s.position().await;
+
+    let again = s
+        .call_with(
+            Method::POST,
+            "/v1/instances",
+            Some(c.instance("web-7")),
+            &key,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(
+        again.body, first.body,
+        "the original answer, not today's state"
+    );
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(s.position().await, position);
+
+    let other = s
+        .call_with(
+            Method::POST,
+            "/v1/instances",
+            Some(c.instance("web-8")),
+            &key,
+        )
+        .await;
+    other.assert_problem(422, "idempotency_key_reused");
+    assert_eq!(s.position().await, position);
+    let r = s.get("/v1/instances?name=web-8").await;
+    assert_eq!(r.body["total"], 0);
+
+    // the same key on an action replays too
+    let id = first.id();
+    let stop_key = [("Idempotency-Key", "stop-1")];
+    let a = s
+        .call_with(
+            Method::POST,
+            &format!("/v1/instances/{id}/stop"),
+            Some(json!({})),
+            &stop_key,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    s.wait_for_state(&id, "stopped").await;
+    let position = s.position().await;
+    let b = s
+        .call_with(
+            Method::POST,
+            &format!("/v1/instances/{id}/stop"),
+            Some(json!({})),
+            &stop_key,
+        )
+        .await;
+    assert_eq!(
+        b.status,
+        StatusCode::ACCEPTED,
+        "a replay, not a 409 from today's state"
+    );
+    assert_eq!(b.body, a.body);
+    assert_eq!(s.position().await, position);
+}

@@ -1,0 +1,24 @@
+//! The integration suite, one binary so that it links once: black-box tests that start the
+//! real server and speak HTTP to it, store-level contract and property tests, and the
+//! structure of the source tree. Tests about a backend's behaviour run on both (see
+//! `harness::on_each_backend`).
+
+#[macro_use]
+mod harness;
+
+mod as_of;
+mod authz;
+mod bad_input;
+mod durability;
+mod lifecycle;
+mod openapi;
+mod operability;
+mod postgres_cluster;
+mod postgres_restart;
+mod postgres_store;
+mod schemas;
+mod server;
+mod service;
+mod store_contract;
+mod structure;
+mod time_travel;

@@ -1,0 +1,297 @@
+//! The service layer against the real redb store: backpressure when the writer's queue is
+//! full, and random command sequences whose projections equal a rebuild from the log.
+
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+
+use instance_ledger::domain::catalog::{Kind, Spec as ResourceSpec};
+use instance_ledger::domain::instance::{self, Command, Sizing};
+use instance_ledger::service::{
+    Ledger, Outcome, RequestMeta, ServiceError, WriteCommand, WriteRequest, WriterConfig,
+};
+use instance_ledger::store::redb::RedbStore;
+use instance_ledger::store::{
+    EventStore, Head, Maintenance, Snapshot, StoreError, VerifyReport, WriteTxn,
+};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+fn meta() -> RequestMeta {
+    RequestMeta {
+        actor: "test".into(),
+        token_id: None,
+        request_id: "r".into(),
+        origin: "native".into(),
+        idempotency: None,
+    }
+}
+
+fn resource(kind: Kind, spec: ResourceSpec) -> WriteRequest {
+    WriteRequest {
+        command: WriteCommand::CreateResource { kind, spec },
+        meta: meta(),
+        expected_version: None,
+    }
+}
+
+fn spec(project: Uuid, customer: Uuid, flavor: Uuid, image: Uuid) -> instance::Spec {
+    instance::Spec {
+        short_id: String::new(),
+        name: "vm".into(),
+        hostname: None,
+        description: None,
+        project_id: project,
+        customer_id: customer,
+        sizing: Sizing {
+            flavor_id: flavor,
+            vcpus: 1,
+            memory_mb: 512,
+            disk_gb: 5,
+        },
+        image_id: image,
+        network_ids: vec![],
+        ssh_key_id: None,
+        security_groups: vec!["default".into()],
+        availability_zone: None,
+        user_data: None,
+        tags: Default::default(),
+    }
+}
+
+/// A store whose writes wait for a go-ahead, so a test can hold the writer busy.
+struct Gated {
+    inner: RedbStore,
+    entered: Mutex<std_mpsc::Sender<()>>,
+    release: Mutex<std_mpsc::Receiver<()>>,
+}
+
+/// The wrapped store's maintenance, unchanged.
+macro_rules! maintenance_of_inner {
+    ($ty:ty) => {
+        impl Maintenance for $ty {
+            fn check_tail(&self) -> Result<Head, StoreError> {
+                self.inner.check_tail()
+            }
+            fn verify(&self) -> Result<VerifyReport, StoreError> {
+                self.inner.verify()
+            }
+            fn rebuild(&self) -> Result<u64, StoreError> {
+                self.inner.rebuild()
+            }
+            fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+                self.inner.export(out)
+            }
+        }
+    };
+}
+
+maintenance_of_inner!(Gated);
+
+impl EventStore for Gated {
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let _ = self.entered.lock().expect("lock").send(());
+        let _ = self.release.lock().expect("lock").recv();
+        self.inner.write(f)
+    }
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        self.inner.read()
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_is_refused_at_once_and_queued_work_still_commits() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (entered_tx, entered_rx) = std_mpsc::channel();
+    let (release_tx, release_rx) = std_mpsc::channel();
+    let store = Gated {
+        inner: RedbStore::open(dir.path()).expect("open"),
+        entered: Mutex::new(entered_tx),
+        release: Mutex::new(release_rx),
+    };
+    let config = WriterConfig {
+        queue_capacity: 1,
+        batch_limit: 1,
+    };
+    let (ledger, writer) = Ledger::start(Arc::new(store), config, None).expect("start");
+    let named = |n: &str| ResourceSpec::Named { name: n.into() };
+
+    let l = ledger.clone();
+    let first = tokio::spawn(async move { l.submit(resource(Kind::Image, named("a"))).await });
+    tokio::task::spawn_blocking(move || entered_rx.recv())
+        .await
+        .expect("join")
+        .expect("writer entered");
+    let l = ledger.clone();
+    let second = tokio::spawn(async move { l.submit(resource(Kind::Image, named("b"))).await });
+    while ledger.queue_depth() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let third = ledger.submit(resource(Kind::Image, named("c"))).await;
+    assert!(matches!(third, Err(ServiceError::Overloaded)), "{third:?}");
+
+    release_tx.send(()).expect("release");
+    release_tx.send(()).expect("release");
+    assert!(first.await.expect("join").is_ok());
+    assert!(second.await.expect("join").is_ok());
+    drop(ledger);
+    writer.join().expect("writer");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create,
+    Act(usize, Command),
+    Patch(usize, String),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    let command = prop_oneof![
+        Just(Command::Start),
+        any::<bool>().prop_map(|force| Command::Stop { force }),
+        any::<bool>().prop_map(|soft| Command::Reboot { soft }),
+        any::<bool>().prop_map(|force| Command::Destroy { force }),
+        Just(Command::Recover),
+        Just(Command::Purge),
+        Just(Command::Complete),
+        Just(Command::Complete),
+        Just(Command::Fail { reason: "x".into() }),
+    ];
+    prop_oneof![
+        1 => Just(Op::Create),
+        5 => (0usize..4, command).prop_map(|(i, c)| Op::Act(i, c)),
+        1 => (0usize..4, "[ab]{1,2}").prop_map(|(i, n)| Op::Patch(i, n)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Whatever commands arrive, the stored projections (views, short ids, filter indexes,
+    /// counts) equal a rebuild from the log, and each view equals a fold of its stream.
+    #[test]
+    fn projections_equal_a_rebuild_from_the_log(ops in proptest::collection::vec(arb_op(), 1..40)) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(RedbStore::open(dir.path()).expect("open"));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let ids = rt.block_on(async {
+            let (ledger, writer) = Ledger::start(store.clone(), WriterConfig::default(), None).expect("start");
+            let mut made = Vec::new();
+            for (kind, spec) in [
+                (Kind::Customer, ResourceSpec::Named { name: "c".into() }),
+                (Kind::Image, ResourceSpec::Named { name: "i".into() }),
+            ] {
+                match ledger.submit(resource(kind, spec)).await.expect("catalog").outcome {
+                    Outcome::Resource(r) => made.push(r.id),
+                    other => panic!("{other:?}"),
+                }
+            }
+            let (customer, image) = (made[0], made[1]);
+            let project = Uuid::now_v7();
+            let flavor = Uuid::now_v7();
+            let mut ids: Vec<Uuid> = Vec::new();
+            for op in ops {
+                let command = match op {
+                    Op::Create => WriteCommand::CreateInstance(Box::new(spec(project, customer, flavor, image))),
+                    Op::Act(_, _) | Op::Patch(_, _) if ids.is_empty() => continue,
+                    Op::Act(i, c) => WriteCommand::Instance { id: ids[i % ids.len()], commands: vec![c] },
+                    Op::Patch(i, name) => WriteCommand::Instance {
+                        id: ids[i % ids.len()],
+                        commands: vec![Command::Update(instance::Patch { name: Some(name), ..Default::default() })],
+                    },
+                };
+                if let Ok(reply) = ledger.submit(WriteRequest { command, meta: meta(), expected_version: None }).await
+                    && let Outcome::Instance(inst) = reply.outcome
+                    && !ids.contains(&inst.id)
+                {
+                    ids.push(inst.id);
+                }
+            }
+            drop(ledger);
+            writer.join().expect("writer");
+            ids
+        });
+        let report = store.verify().expect("projections match a rebuild");
+        let snap = store.read().expect("read");
+        prop_assert_eq!(report.events, snap.head().expect("head").position);
+        for id in ids {
+            let mut folded = None;
+            for e in snap.stream(id).expect("stream") {
+                let instance_ledger::store::envelope::Payload::Instance(ev) = e.payload().expect("payload") else {
+                    panic!("not an instance event");
+                };
+                folded = Some(instance::evolve(folded, id, &ev, e.version, e.at));
+            }
+            prop_assert_eq!(snap.instance(id).expect("view"), folded);
+        }
+    }
+}
+
+/// A store whose next writes fail, like a full disk.
+struct Failing {
+    inner: RedbStore,
+    failures_left: Mutex<u32>,
+}
+
+maintenance_of_inner!(Failing);
+
+impl EventStore for Failing {
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut left = self.failures_left.lock().expect("lock");
+        if *left > 0 {
+            *left -= 1;
+            return Err(StoreError::Io("No space left on device".into()));
+        }
+        drop(left);
+        self.inner.write(f)
+    }
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        self.inner.read()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_not_acknowledged_and_makes_the_writer_unhealthy_until_a_success() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Failing {
+        inner: RedbStore::open(dir.path()).expect("open"),
+        failures_left: Mutex::new(1),
+    };
+    let (ledger, writer) =
+        Ledger::start(Arc::new(store), WriterConfig::default(), None).expect("start");
+    let named = |n: &str| ResourceSpec::Named { name: n.into() };
+    assert_eq!(ledger.writer_health(), Ok(()));
+    let failed = ledger.submit(resource(Kind::Image, named("a"))).await;
+    assert!(
+        matches!(failed, Err(ServiceError::Unavailable(_))),
+        "{failed:?}"
+    );
+    let health = ledger.writer_health();
+    assert!(
+        health.as_ref().is_err_and(|e| e.contains("No space left")),
+        "{health:?}"
+    );
+    assert_eq!(
+        ledger
+            .store()
+            .read()
+            .expect("read")
+            .head()
+            .expect("head")
+            .position,
+        0,
+        "nothing was written"
+    );
+
+    ledger
+        .submit(resource(Kind::Image, named("b")))
+        .await
+        .expect("the store recovered");
+    assert_eq!(ledger.writer_health(), Ok(()));
+    drop(ledger);
+    writer.join().expect("writer");
+}
