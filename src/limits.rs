@@ -46,3 +46,6 @@ pub const REQUEST_ID_BYTES: usize = 128;
 pub const FLAVOR_VCPUS: (u64, u64) = (1, 1024);
 pub const FLAVOR_MEMORY_MB: (u64, u64) = (1, 64 * 1024 * 1024);
 pub const FLAVOR_DISK_GB: (u64, u64) = (0, 1024 * 1024);
+
+/// Most instances one sorted, offset-paged listing gathers (the vendors' list styles).
+pub const LISTING_MAX: usize = 100_000;

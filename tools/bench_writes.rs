@@ -82,6 +82,7 @@ async fn ledger(nodes: Nodes, events: u64, concurrency: u64) -> anyhow::Result<(
         _ => anyhow::bail!("unexpected outcome"),
     };
     let spec = instance::Spec {
+        ip_address: None,
         short_id: String::new(),
         name: "bench".into(),
         hostname: Some("bench".into()),

@@ -6,7 +6,7 @@
 use crate::domain::DomainError;
 use crate::domain::lifecycle::{Operation, State};
 use crate::query::QueryError;
-use crate::service::{Reference, ServiceError};
+use crate::service::{AddressProblem, Reference, ServiceError, SizingProblem};
 use crate::store::StoreError;
 
 /// Which part of a request was bad.
@@ -58,6 +58,18 @@ pub enum Failure {
     UnsupportedMediaType,
     #[error("{id} is not a known {}", reference.kind())]
     UnknownReference { reference: Reference, id: String },
+    /// The sizes asked for do not fit the flavor.
+    #[error("{0}")]
+    Sizing(SizingProblem),
+    /// The flavor may not be used in the project.
+    #[error("flavor {flavor} may not be used in project {project}")]
+    FlavorNotInProject { flavor: String, project: String },
+    /// The address an instance asked for, or its network, refused it.
+    #[error("address {}: {problem}", address.as_deref().unwrap_or("(any)"))]
+    Address {
+        address: Option<String>,
+        problem: AddressProblem,
+    },
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("the ledger is busy; retry shortly")]
@@ -148,6 +160,13 @@ impl From<ServiceError> for Failure {
                 reference,
                 id: id.to_string(),
             },
+            ServiceError::Address { address, problem } => Failure::Address { address, problem },
+            ServiceError::Sizing(problem) => Failure::Sizing(problem),
+            ServiceError::FlavorNotInProject { flavor, project } => Failure::FlavorNotInProject {
+                flavor: flavor.to_string(),
+                project: project.to_string(),
+            },
+            ServiceError::NameTaken { .. } => Failure::Taken(e.to_string()),
             ServiceError::Forbidden(action) => {
                 Failure::Forbidden(format!("your role does not allow this ({action:?})"))
             }

@@ -23,16 +23,18 @@ pub enum Kind {
     Image,
     Network,
     SshKey,
+    SecurityGroup,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Customer,
         Kind::Project,
         Kind::Flavor,
         Kind::Image,
         Kind::Network,
         Kind::SshKey,
+        Kind::SecurityGroup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Image => "image",
             Kind::Network => "network",
             Kind::SshKey => "ssh_key",
+            Kind::SecurityGroup => "security_group",
         }
     }
 }
@@ -60,6 +63,13 @@ pub enum Spec {
         vcpus: u32,
         memory_mb: u64,
         disk_gb: u64,
+        /// The projects it may be used in; empty: every project.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        projects: Vec<Uuid>,
+        /// A custom flavor: each instance names its own vCPUs and memory (these are the
+        /// most it may ask for).
+        #[serde(default, skip_serializing_if = "is_false")]
+        custom: bool,
     },
     Network {
         name: String,
@@ -68,11 +78,28 @@ pub enum Spec {
     SshKey {
         name: String,
         public_key: String,
+        /// The user it belongs to, when it is somebody's own key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<Uuid>,
+    },
+    /// A named rule set instances refer to by name: traffic allowed in.
+    SecurityGroup {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        protocol: String,
+        from_port: u16,
+        to_port: u16,
+        ip_range: String,
     },
     /// Customers and images carry only a name.
     Named {
         name: String,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The events of catalog streams. The payload is the resource's attributes.
@@ -85,6 +112,7 @@ pub enum CatalogEvent {
     ImageCreated(Spec),
     NetworkCreated(Spec),
     SshKeyCreated(Spec),
+    SecurityGroupCreated(Spec),
     CustomerOwnerAdded {
         user_id: Uuid,
     },
@@ -110,6 +138,7 @@ impl CatalogEvent {
             Kind::Image => CatalogEvent::ImageCreated(spec),
             Kind::Network => CatalogEvent::NetworkCreated(spec),
             Kind::SshKey => CatalogEvent::SshKeyCreated(spec),
+            Kind::SecurityGroup => CatalogEvent::SecurityGroupCreated(spec),
         }
     }
 
@@ -125,6 +154,7 @@ impl CatalogEvent {
             CatalogEvent::ImageCreated(_) => Kind::Image,
             CatalogEvent::NetworkCreated(_) => Kind::Network,
             CatalogEvent::SshKeyCreated(_) => Kind::SshKey,
+            CatalogEvent::SecurityGroupCreated(_) => Kind::SecurityGroup,
         }
     }
 
@@ -136,7 +166,8 @@ impl CatalogEvent {
             | CatalogEvent::FlavorCreated(s)
             | CatalogEvent::ImageCreated(s)
             | CatalogEvent::NetworkCreated(s)
-            | CatalogEvent::SshKeyCreated(s) => Some(s),
+            | CatalogEvent::SshKeyCreated(s)
+            | CatalogEvent::SecurityGroupCreated(s) => Some(s),
             _ => None,
         }
     }
@@ -149,6 +180,7 @@ impl CatalogEvent {
             CatalogEvent::ImageCreated(_) => "ImageCreated",
             CatalogEvent::NetworkCreated(_) => "NetworkCreated",
             CatalogEvent::SshKeyCreated(_) => "SshKeyCreated",
+            CatalogEvent::SecurityGroupCreated(_) => "SecurityGroupCreated",
             CatalogEvent::CustomerOwnerAdded { .. } => "CustomerOwnerAdded",
             CatalogEvent::CustomerOwnerRemoved { .. } => "CustomerOwnerRemoved",
             CatalogEvent::ProjectMemberAdded { .. } => "ProjectMemberAdded",
@@ -273,6 +305,7 @@ impl Resource {
             | Spec::Flavor { name, .. }
             | Spec::Network { name, .. }
             | Spec::SshKey { name, .. }
+            | Spec::SecurityGroup { name, .. }
             | Spec::Named { name } => name,
         }
     }

@@ -39,6 +39,9 @@ pub struct Spec {
     pub availability_zone: Option<String>,
     pub user_data: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// The private address on the first network, assigned at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
 }
 
 /// A partial update; `None` leaves a field alone. For the optional text fields,
@@ -87,6 +90,13 @@ pub enum Command {
     Destroy {
         force: bool,
     },
+    /// Asks a driver to delete the instance, from any live state; with `purge` it is
+    /// purged once deleted.
+    Delete {
+        purge: bool,
+    },
+    /// Asks a driver to resize the instance (from stopped, or from running with a reboot).
+    RequestResize(Sizing),
     Recover,
     Purge,
     /// A driver reports that the pending transition finished.
@@ -110,6 +120,9 @@ impl Command {
             Command::Update(_) => Operation::Update,
             Command::Destroy { force: false } => Operation::Destroy,
             Command::Destroy { force: true } => Operation::ForceDestroy,
+            Command::Delete { purge: false } => Operation::Delete,
+            Command::Delete { purge: true } => Operation::Expunge,
+            Command::RequestResize(_) => Operation::RequestResize,
             Command::Recover => Operation::Recover,
             Command::Purge => Operation::Purge,
             Command::Complete => Operation::Complete,
@@ -151,6 +164,10 @@ pub enum Event {
     Destroyed {
         force: bool,
     },
+    /// A deletion was asked of a driver; `purge`: purge it once deleted.
+    DestroyRequested {
+        purge: bool,
+    },
     Recovered {},
     Purged {},
     Failed {
@@ -174,6 +191,7 @@ impl Event {
             Event::Resized(_) => "Resized",
             Event::Updated(_) => "Updated",
             Event::Destroyed { .. } => "Destroyed",
+            Event::DestroyRequested { .. } => "DestroyRequested",
             Event::Recovered {} => "Recovered",
             Event::Purged {} => "Purged",
             Event::Failed { .. } => "Failed",
@@ -246,22 +264,39 @@ pub fn decide(state: Option<&Instance>, command: &Command) -> Result<Vec<Event>,
             vec![Event::Updated(effective)]
         }
         Command::Destroy { force } => vec![Event::Destroyed { force: *force }],
+        Command::Delete { purge } => vec![Event::DestroyRequested { purge: *purge }],
+        Command::RequestResize(sizing) => vec![Event::ResizeRequested(sizing.clone())],
         Command::Recover => vec![Event::Recovered {}],
         Command::Purge => vec![Event::Purged {}],
-        Command::Complete => vec![match inst.state {
-            State::Provisioning => Event::Provisioned {},
-            State::Starting => Event::Started {},
-            State::Stopping => Event::Stopped {},
-            State::Rebooting => Event::Rebooted {},
-            State::Resizing => Event::Resized(inst.spec.sizing.clone()),
-            other => unreachable!("check() admits only transitional states, got {other}"),
-        }],
+        Command::Complete => complete(inst),
         Command::Fail { reason } => vec![Event::Failed {
             operation: inst.pending_operation.unwrap_or(Operation::Complete),
             reason: reason.clone(),
         }],
     };
     Ok(events)
+}
+
+/// The events that finish the pending transition.
+fn complete(inst: &Instance) -> Vec<Event> {
+    match inst.state {
+        State::Provisioning => vec![Event::Provisioned {}],
+        State::Starting => vec![Event::Started {}],
+        State::Stopping => vec![Event::Stopped {}],
+        State::Rebooting => vec![Event::Rebooted {}],
+        State::Resizing => vec![Event::Resized(inst.spec.sizing.clone())],
+        State::Deleting => {
+            let destroyed = Event::Destroyed {
+                force: inst.power_state == PowerState::On,
+            };
+            match inst.pending_operation {
+                Some(Operation::Expunge) => vec![destroyed, Event::Purged {}],
+                _ => vec![destroyed],
+            }
+        }
+        // check() admits only transitional states; anything else completes nothing.
+        _ => Vec::new(),
+    }
 }
 
 /// Drops the parts of a patch that would not change anything.
@@ -345,16 +380,21 @@ pub fn evolve(
         ),
         Event::ResizeRequested(sizing) => {
             inst.spec.sizing = sizing.clone();
-            request(
-                &mut inst,
-                State::Resizing,
-                TargetPower::Off,
-                Operation::Resize,
-            )
+            // A running instance is resized with a reboot and comes back on.
+            let target = match inst.power_state {
+                PowerState::On => TargetPower::Reboot,
+                PowerState::Off => TargetPower::Off,
+            };
+            request(&mut inst, State::Resizing, target, Operation::RequestResize)
         }
         Event::Resized(sizing) => {
             inst.spec.sizing = sizing.clone();
-            settle(&mut inst, State::Stopped, PowerState::Off)
+            let power = inst.power_state;
+            let state = match power {
+                PowerState::On => State::Running,
+                PowerState::Off => State::Stopped,
+            };
+            settle(&mut inst, state, power)
         }
         Event::Updated(patch) => {
             if let Some(name) = &patch.name {
@@ -371,6 +411,16 @@ pub fn evolve(
             }
         }
         Event::Destroyed { .. } => settle(&mut inst, State::Destroyed, PowerState::Off),
+        Event::DestroyRequested { purge } => request(
+            &mut inst,
+            State::Deleting,
+            TargetPower::Off,
+            if *purge {
+                Operation::Expunge
+            } else {
+                Operation::Delete
+            },
+        ),
         Event::Recovered {} => settle(&mut inst, State::Stopped, PowerState::Off),
         Event::Purged {} => settle(&mut inst, State::Purged, PowerState::Off),
         Event::Failed { .. } => {
@@ -404,6 +454,7 @@ fn placeholder(id: Uuid, version: u64, at: DateTime<Utc>) -> Instance {
             availability_zone: None,
             user_data: None,
             tags: BTreeMap::new(),
+            ip_address: None,
         },
         state: State::Error,
         power_state: PowerState::Off,

@@ -32,10 +32,13 @@ pub enum State {
     Error,
     Destroyed,
     Purged,
+    /// A deletion was requested and waits for a driver (it ends `destroyed`, or `purged`
+    /// when the request asked for that too).
+    Deleting,
 }
 
 impl State {
-    pub const ALL: [State; 10] = [
+    pub const ALL: [State; 11] = [
         State::Provisioning,
         State::Starting,
         State::Running,
@@ -46,6 +49,7 @@ impl State {
         State::Error,
         State::Destroyed,
         State::Purged,
+        State::Deleting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +64,7 @@ impl State {
             State::Error => "error",
             State::Destroyed => "destroyed",
             State::Purged => "purged",
+            State::Deleting => "deleting",
         }
     }
 
@@ -76,6 +81,7 @@ impl State {
                 | State::Stopping
                 | State::Rebooting
                 | State::Resizing
+                | State::Deleting
         )
     }
 
@@ -125,10 +131,16 @@ pub enum Operation {
     Complete,
     /// A driver reports that the pending transition failed.
     Fail,
+    /// Ask a driver to delete the instance (it ends destroyed, recoverable).
+    Delete,
+    /// Ask a driver to delete the instance and purge it.
+    Expunge,
+    /// Ask a driver to resize the instance (stopped, or running with a reboot).
+    RequestResize,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 15] = [
         Operation::Start,
         Operation::Stop,
         Operation::ForceStop,
@@ -141,6 +153,9 @@ impl Operation {
         Operation::Purge,
         Operation::Complete,
         Operation::Fail,
+        Operation::Delete,
+        Operation::Expunge,
+        Operation::RequestResize,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -157,6 +172,9 @@ impl Operation {
             Operation::Purge => "purge",
             Operation::Complete => "complete",
             Operation::Fail => "fail",
+            Operation::Delete => "delete",
+            Operation::Expunge => "expunge",
+            Operation::RequestResize => "request_resize",
         }
     }
 }
@@ -169,7 +187,15 @@ impl fmt::Display for Operation {
 
 use State::*;
 
-const TRANSITIONAL: &[State] = &[Provisioning, Starting, Stopping, Rebooting, Resizing];
+const TRANSITIONAL: &[State] = &[
+    Provisioning,
+    Starting,
+    Stopping,
+    Rebooting,
+    Resizing,
+    Deleting,
+];
+/// Live states an instance may be updated or deleted from (not while being deleted).
 const LIVE: &[State] = &[
     Provisioning,
     Starting,
@@ -181,7 +207,9 @@ const LIVE: &[State] = &[
     Error,
 ];
 
-/// The native transition table: from which states each operation is legal.
+/// The native transition table: from which states each operation is legal. The
+/// asynchronous deletion and resize allow the union of what the dialects document; each
+/// dialect narrows them to its own rules.
 pub fn allowed_states(op: Operation) -> &'static [State] {
     match op {
         Operation::Start => &[Stopped],
@@ -194,6 +222,8 @@ pub fn allowed_states(op: Operation) -> &'static [State] {
         Operation::Recover => &[Destroyed],
         Operation::Purge => &[Destroyed],
         Operation::Complete | Operation::Fail => TRANSITIONAL,
+        Operation::Delete | Operation::Expunge => LIVE,
+        Operation::RequestResize => &[Stopped, Running],
     }
 }
 

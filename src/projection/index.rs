@@ -86,13 +86,39 @@ pub fn instance_keys(inst: &Instance) -> Vec<IndexKey> {
     keys
 }
 
+/// The key that holds an address on a network: one instance at a time.
+pub fn address_key(network: Uuid, address: &str) -> IndexKey {
+    key(&["address", &network.to_string(), address])
+}
+
+/// The keys that make an instance's claims unique while it is not purged: its address on
+/// its first network. Kept current only (no history), unlike the filter keys.
+pub fn instance_unique_keys(inst: &Instance) -> Vec<IndexKey> {
+    if inst.state == State::Purged {
+        return Vec::new();
+    }
+    let s = &inst.spec;
+    match (s.network_ids.first(), &s.ip_address) {
+        (Some(network), Some(address)) => vec![address_key(*network, address)],
+        _ => Vec::new(),
+    }
+}
+
 /// The key that lists the resources of one catalog kind.
 pub fn resource_kind_key(kind: crate::domain::catalog::Kind) -> IndexKey {
     key(&["kind", kind.as_str()])
 }
 
+/// The resources of a kind carrying a name (names are unique for security groups only).
+pub fn resource_name_key(kind: crate::domain::catalog::Kind, name: &str) -> IndexKey {
+    key(&["name_of", kind.as_str(), name])
+}
+
 pub fn resource_keys(res: &Resource) -> Vec<IndexKey> {
-    let mut keys = vec![resource_kind_key(res.kind)];
+    let mut keys = vec![
+        resource_kind_key(res.kind),
+        resource_name_key(res.kind, res.name()),
+    ];
     if let crate::domain::catalog::Spec::Project { customer_id, .. } = &res.spec {
         keys.push(projects_of_key(*customer_id));
     }

@@ -31,6 +31,8 @@ pub struct InstanceView {
     pub ssh_key_id: Option<Uuid>,
     pub security_groups: Vec<String>,
     pub availability_zone: Option<String>,
+    /// The private address on the first network.
+    pub ip_address: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub state: State,
     pub power_state: PowerState,
@@ -60,6 +62,7 @@ impl From<&Instance> for InstanceView {
             ssh_key_id: s.ssh_key_id,
             security_groups: s.security_groups.clone(),
             availability_zone: s.availability_zone.clone(),
+            ip_address: s.ip_address.clone(),
             tags: s.tags.clone(),
             state: i.state,
             power_state: i.power_state,

@@ -13,6 +13,7 @@ pub mod feed;
 pub mod history;
 pub mod identity;
 pub mod instances;
+pub mod listing;
 pub mod point;
 
 use std::sync::Arc;

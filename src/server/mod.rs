@@ -19,7 +19,7 @@ use crate::driver;
 use crate::service::{Ledger, WriterConfig};
 use crate::store::postgres::PgStore;
 use crate::store::redb::RedbStore;
-use crate::store::{EventStore, Maintenance};
+use crate::store::{EventStore, Maintenance, ensure_current_projections};
 use config::{Backend, ServeArgs, VerifyArgs};
 
 fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
@@ -37,6 +37,23 @@ fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHa
 /// Opens the configured backend: the redb file (checking its tail) or PostgreSQL (retrying
 /// until `--postgres-wait-secs`, then applying migrations).
 async fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn EventStore>> {
+    let store = open_backend(args).await?;
+    let check = store.clone();
+    let rebuilt = tokio::task::spawn_blocking(move || ensure_current_projections(&*check))
+        .await
+        .context("rebuilding the projections")?
+        .context("rebuilding the projections from the log")?;
+    if let Some(events) = rebuilt {
+        tracing::info!(
+            events,
+            version = crate::store::projection::VERSION,
+            "the projections were built by other code; rebuilt them from the log"
+        );
+    }
+    Ok(store)
+}
+
+async fn open_backend(args: &ServeArgs) -> anyhow::Result<Arc<dyn EventStore>> {
     match args.backend {
         Backend::Redb => {
             let store = RedbStore::open_with_cache(&args.data_dir, args.cache_mb)

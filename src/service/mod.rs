@@ -2,6 +2,7 @@
 //! the named object authorized), it goes through the single writer ([`writer`]: group
 //! commit) and comes back as a reply once durable. Reads are the `query` layer's.
 
+pub mod address;
 pub mod idempotency;
 pub mod prepare;
 pub mod writer;
@@ -18,7 +19,7 @@ use crate::domain::identity;
 use crate::domain::instance::{self, Instance};
 use crate::store::{EventStore, StoreError};
 pub use idempotency::IdempotencyKey;
-pub use prepare::{InstanceRequest, Reference};
+pub use prepare::{InstanceRequest, Reference, Sizes};
 pub use writer::{Pending, WriterConfig};
 
 /// Who asked, through which request and surface, and under which idempotency key.
@@ -85,6 +86,30 @@ pub struct Reply {
     pub position: u64,
 }
 
+/// Why an instance cannot have the address it asked for (or any address).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressProblem {
+    #[error("an address needs a network")]
+    NoNetwork,
+    #[error("not inside the network {cidr}")]
+    OutsideNetwork { cidr: String },
+    #[error("held by another instance on the network")]
+    Taken,
+    #[error("the network has no free address")]
+    NetworkFull,
+}
+
+/// Why the sizes of an instance do not fit its flavor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizingProblem {
+    #[error("the flavor is custom: vCPUs and memory are required")]
+    Required,
+    #[error("the flavor is not custom: vCPUs and memory come from it")]
+    NotCustom,
+    #[error("at most {vcpus} vCPUs and {memory_mb} MB of memory")]
+    AboveFlavor { vcpus: u32, memory_mb: u64 },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
@@ -95,6 +120,21 @@ pub enum ServiceError {
     IdempotencyKeyReused,
     #[error("the username {0:?} is taken")]
     UsernameTaken(String),
+    /// The address asked for, or the network it was to be taken from, refused it.
+    #[error("address {}: {problem}", address.as_deref().unwrap_or("(any)"))]
+    Address {
+        address: Option<String>,
+        problem: AddressProblem,
+    },
+    /// The sizes asked for do not fit the flavor.
+    #[error("{0}")]
+    Sizing(SizingProblem),
+    /// The flavor may not be used in the project.
+    #[error("flavor {flavor} may not be used in project {project}")]
+    FlavorNotInProject { flavor: Uuid, project: Uuid },
+    /// A name that must be unique among resources of its kind is in use.
+    #[error("a {} named {name:?} exists", kind.as_str())]
+    NameTaken { kind: Kind, name: String },
     /// A reference in the request names nothing the caller may see.
     #[error("{id} is not a known {}", reference.kind())]
     UnknownReference { reference: Reference, id: Uuid },

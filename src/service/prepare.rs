@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::{Ledger, ServiceError};
+use super::address::Network;
+use super::{AddressProblem, Ledger, ServiceError, SizingProblem};
 use crate::authz::{self, Action, Decision, Object, Principal};
 use crate::domain::catalog::{self, Kind, Resource};
 use crate::domain::instance::{self, Sizing};
@@ -52,6 +53,13 @@ impl Reference {
     }
 }
 
+/// The vCPUs and memory an instance of a custom flavor asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub vcpus: u32,
+    pub memory_mb: u64,
+}
+
 /// A new instance as a surface asks for it: values validated, references unresolved.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceRequest {
@@ -67,6 +75,10 @@ pub struct InstanceRequest {
     pub availability_zone: Option<String>,
     pub user_data: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// An address on the first network; the writer assigns a free one when `None`.
+    pub ip_address: Option<String>,
+    /// Sizes for a custom flavor.
+    pub sizes: Option<Sizes>,
 }
 
 /// A catalog reference that must exist and be of the right kind.
@@ -93,23 +105,72 @@ fn authorize(
     }
 }
 
-fn sizing(flavor: &Resource) -> Result<Sizing, ServiceError> {
-    match &flavor.spec {
-        catalog::Spec::Flavor {
-            vcpus,
-            memory_mb,
-            disk_gb,
-            ..
-        } => Ok(Sizing {
-            flavor_id: flavor.id,
-            vcpus: *vcpus,
-            memory_mb: *memory_mb,
-            disk_gb: *disk_gb,
-        }),
-        _ => Err(ServiceError::Internal(format!(
+/// An address asked for on a network, in its canonical spelling, if it lies inside it.
+fn address_in(network: &Resource, address: &str) -> Result<String, ServiceError> {
+    let catalog::Spec::Network { cidr, .. } = &network.spec else {
+        return Err(ServiceError::Internal(format!(
+            "network {} has no CIDR",
+            network.id
+        )));
+    };
+    Network::parse(cidr)
+        .and_then(|n| n.canonical(address))
+        .ok_or_else(|| ServiceError::Address {
+            address: Some(address.to_string()),
+            problem: AddressProblem::OutsideNetwork { cidr: cidr.clone() },
+        })
+}
+
+/// The sizes an instance gets from its flavor: the flavor's own, or for a custom flavor
+/// the ones asked for, up to the flavor's.
+fn sizing(flavor: &Resource, sizes: Option<Sizes>) -> Result<Sizing, ServiceError> {
+    let catalog::Spec::Flavor {
+        vcpus,
+        memory_mb,
+        disk_gb,
+        custom,
+        ..
+    } = &flavor.spec
+    else {
+        return Err(ServiceError::Internal(format!(
             "flavor {} has no sizes",
             flavor.id
-        ))),
+        )));
+    };
+    let (vcpus, memory_mb) = match (custom, sizes) {
+        (false, None) => (*vcpus, *memory_mb),
+        (false, Some(_)) => return Err(ServiceError::Sizing(SizingProblem::NotCustom)),
+        (true, None) => return Err(ServiceError::Sizing(SizingProblem::Required)),
+        (true, Some(s))
+            if s.vcpus == 0 || s.memory_mb == 0 || s.vcpus > *vcpus || s.memory_mb > *memory_mb =>
+        {
+            return Err(ServiceError::Sizing(SizingProblem::AboveFlavor {
+                vcpus: *vcpus,
+                memory_mb: *memory_mb,
+            }));
+        }
+        (true, Some(s)) => (s.vcpus, s.memory_mb),
+    };
+    Ok(Sizing {
+        flavor_id: flavor.id,
+        vcpus,
+        memory_mb,
+        disk_gb: *disk_gb,
+    })
+}
+
+/// Whether a flavor may be used in a project.
+fn usable_in(flavor: &Resource, project: Uuid) -> Result<(), ServiceError> {
+    match &flavor.spec {
+        catalog::Spec::Flavor { projects, .. }
+            if !projects.is_empty() && !projects.contains(&project) =>
+        {
+            Err(ServiceError::FlavorNotInProject {
+                flavor: flavor.id,
+                project,
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -153,11 +214,24 @@ impl Ledger {
                 Reference::Project,
                 req.project_id,
             )?;
-            let sizing = sizing(&lookup(snap, Reference::Flavor, req.flavor_id)?)?;
+            let flavor = lookup(snap, Reference::Flavor, req.flavor_id)?;
+            usable_in(&flavor, req.project_id)?;
+            let sizing = sizing(&flavor, req.sizes)?;
             lookup(snap, Reference::Image, req.image_id)?;
+            let mut networks = Vec::with_capacity(req.network_ids.len());
             for n in &req.network_ids {
-                lookup(snap, Reference::Network, *n)?;
+                networks.push(lookup(snap, Reference::Network, *n)?);
             }
+            let ip_address = match (&req.ip_address, networks.first()) {
+                (None, _) => None,
+                (Some(_), None) => {
+                    return Err(ServiceError::Address {
+                        address: req.ip_address.clone(),
+                        problem: AddressProblem::NoNetwork,
+                    });
+                }
+                (Some(address), Some(network)) => Some(address_in(network, address)?),
+            };
             if let Some(k) = req.ssh_key_id {
                 lookup(snap, Reference::SshKey, k)?;
             }
@@ -176,15 +250,27 @@ impl Ledger {
                 availability_zone: req.availability_zone,
                 user_data: req.user_data,
                 tags: req.tags,
+                ip_address,
             })
         })
         .await
     }
 
-    /// The sizes of a flavor, for a resize.
-    pub async fn flavor_sizing(&self, flavor_id: Uuid) -> Result<Sizing, ServiceError> {
-        self.prepare(move |snap| sizing(&lookup(snap, Reference::Flavor, flavor_id)?))
-            .await
+    /// The sizes a resize to `flavor_id` gives the instance (in `project`).
+    pub async fn flavor_sizing(
+        &self,
+        flavor_id: Uuid,
+        project: Option<Uuid>,
+        sizes: Option<Sizes>,
+    ) -> Result<Sizing, ServiceError> {
+        self.prepare(move |snap| {
+            let flavor = lookup(snap, Reference::Flavor, flavor_id)?;
+            if let Some(project) = project {
+                usable_in(&flavor, project)?;
+            }
+            sizing(&flavor, sizes)
+        })
+        .await
     }
 
     /// Checks that the customer of a new project exists for `caller` and that it may
@@ -206,6 +292,29 @@ impl Ledger {
                 customer_id,
             )?;
             Ok(catalog::Spec::Project { name, customer_id })
+        })
+        .await
+    }
+
+    /// Checks that every reference a catalog resource names exists.
+    pub async fn references_exist(
+        &self,
+        references: Vec<(Reference, Uuid)>,
+    ) -> Result<(), ServiceError> {
+        self.prepare(move |snap| {
+            for (reference, id) in references {
+                match reference {
+                    Reference::User => {
+                        if snap.user(id)?.is_none() {
+                            return Err(ServiceError::UnknownReference { reference, id });
+                        }
+                    }
+                    _ => {
+                        lookup(snap, reference, id)?;
+                    }
+                }
+            }
+            Ok(())
         })
         .await
     }

@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use super::AddressProblem;
+use super::address::Network;
 use super::idempotency::Record;
 use super::{Job, Outcome, Reply, ServiceError, WriteCommand, WriteRequest};
-use crate::domain::catalog::{Grant, Resource};
+use crate::domain::catalog::{self, Grant, Resource};
 use crate::domain::identity::{self, UserCommand};
 use crate::domain::instance::{self, Instance};
 use crate::domain::{DomainError, short_id};
@@ -231,6 +233,18 @@ fn process(
         WriteCommand::Instance { id, commands } => {
             operate(txn, *id, commands, req.expected_version, now, &provenance)?
         }
+        WriteCommand::CreateResource { kind, spec }
+            if *kind == catalog::Kind::SecurityGroup
+                && let catalog::Spec::SecurityGroup { name, .. } = spec
+                && txn
+                    .first_with(&index::resource_name_key(*kind, name))?
+                    .is_some() =>
+        {
+            Err(ServiceError::NameTaken {
+                kind: *kind,
+                name: name.clone(),
+            })
+        }
         WriteCommand::CreateResource { kind, spec } => {
             let id = Uuid::now_v7();
             Resource::decide_create(None, *kind, spec.clone())
@@ -397,8 +411,71 @@ fn create_instance(
             break candidate;
         }
     };
+    if let Some(network) = spec.network_ids.first().copied() {
+        match assign_address(txn, network, spec.ip_address.take())? {
+            Ok(address) => spec.ip_address = Some(address),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
     let command = instance::Command::Create(Box::new(spec));
     Ok(fold(None, id, &[command], now, provenance))
+}
+
+/// Random probes before a linear scan: few in a sparse network, bounded in a full one.
+const ADDRESS_PROBES: usize = 16;
+/// Most addresses a linear scan looks at before the network counts as full.
+const ADDRESS_SCAN: u128 = 65_536;
+
+/// The address an instance gets on `network`: the one asked for when it is free, else
+/// a free one. Decided in the writer, so two creations never get the same address.
+fn assign_address(
+    txn: &mut dyn WriteTxn,
+    network: Uuid,
+    asked: Option<String>,
+) -> Result<Result<String, ServiceError>, StoreError> {
+    let free = |txn: &mut dyn WriteTxn, address: &str| -> Result<bool, StoreError> {
+        Ok(txn
+            .first_with(&index::address_key(network, address))?
+            .is_none())
+    };
+    if let Some(address) = asked {
+        return Ok(if free(txn, &address)? {
+            Ok(address)
+        } else {
+            Err(ServiceError::Address {
+                address: Some(address),
+                problem: AddressProblem::Taken,
+            })
+        });
+    }
+    let cidr = match txn.resource(network)?.map(|r| r.spec) {
+        Some(catalog::Spec::Network { cidr, .. }) => cidr,
+        _ => {
+            return Ok(Err(ServiceError::Internal(format!(
+                "network {network} has no CIDR"
+            ))));
+        }
+    };
+    let full = || ServiceError::Address {
+        address: None,
+        problem: AddressProblem::NetworkFull,
+    };
+    let Some(net) = Network::parse(&cidr) else {
+        return Ok(Err(full()));
+    };
+    let hosts = net.hosts();
+    if hosts == 0 {
+        return Ok(Err(full()));
+    }
+    let probes = (0..ADDRESS_PROBES).map(|_| rand::random::<u128>() % hosts);
+    for n in probes.chain(0..hosts.min(ADDRESS_SCAN)) {
+        if let Some(address) = net.host(n)
+            && free(txn, &address)?
+        {
+            return Ok(Ok(address));
+        }
+    }
+    Ok(Err(full()))
 }
 
 fn operate(

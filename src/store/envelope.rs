@@ -23,6 +23,7 @@ pub enum StreamKind {
     Network,
     SshKey,
     User,
+    SecurityGroup,
 }
 
 impl From<Kind> for StreamKind {
@@ -34,6 +35,7 @@ impl From<Kind> for StreamKind {
             Kind::Image => StreamKind::Image,
             Kind::Network => StreamKind::Network,
             Kind::SshKey => StreamKind::SshKey,
+            Kind::SecurityGroup => StreamKind::SecurityGroup,
         }
     }
 }

@@ -171,6 +171,19 @@ pub trait Maintenance {
     fn rebuild(&self) -> Result<u64, StoreError>;
     /// Writes every stored event, exactly as stored, one per line. Returns how many.
     fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError>;
+    /// The version of the projection code that built the stored projections (see
+    /// [`projection::VERSION`]); a rebuild records the current one.
+    fn projection_version(&self) -> Result<u32, StoreError>;
+}
+
+/// Rebuilds the projections when code that projects differently opens the store: the log
+/// is the truth, so the views, indexes and history follow the code. Returns how many
+/// events were replayed (`None`: they were current).
+pub fn ensure_current_projections(store: &dyn EventStore) -> Result<Option<u64>, StoreError> {
+    if store.projection_version()? == projection::VERSION {
+        return Ok(None);
+    }
+    store.rebuild().map(Some)
 }
 
 pub trait EventStore: Maintenance + Send + Sync + 'static {

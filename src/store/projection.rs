@@ -16,6 +16,12 @@ use crate::projection::{IndexKey, index};
 
 /// The tables one backend keeps for the projections, inside one write transaction. Reads
 /// see the transaction's own writes.
+/// The version of the projection logic. Bump it whenever the same log would project
+/// differently (new keys, new tables, a changed view): stores built by an older version
+/// are rebuilt at start-up ([`super::ensure_current_projections`]).
+/// 1: up to the restructuring; 2: resource name keys, address keys.
+pub const VERSION: u32 = 2;
+
 pub(crate) trait ProjectionTables {
     fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
     fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError>;
@@ -94,6 +100,10 @@ impl Projector {
                     .map(|b| decode_json(&format!("instance {id}"), b))
                     .transpose()?;
                 let old_keys = old.as_ref().map(index::instance_keys).unwrap_or_default();
+                let old_unique = old
+                    .as_ref()
+                    .map(index::instance_unique_keys)
+                    .unwrap_or_default();
                 if let instance::Event::Created(spec) = event {
                     t.put_short_id(spec.short_id.as_str(), id)?;
                     t.record_creation(env.position, id)?;
@@ -101,6 +111,8 @@ impl Projector {
                 let new = instance::evolve(old, id, event, env.version, env.at);
                 let new_keys = index::instance_keys(&new);
                 reindex(t, id, &old_keys, &new_keys, Some(env.position))?;
+                // Uniqueness keys answer "is this taken now"; they need no history.
+                reindex(t, id, &old_unique, &index::instance_unique_keys(&new), None)?;
                 let new_bytes = encode_json(&new)?;
                 // The fleet's state hash: a sum of per-instance hashes, so one instance
                 // changing updates it in constant time. Purged instances leave the fleet.

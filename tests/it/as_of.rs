@@ -83,6 +83,7 @@ fn spec(project: Uuid, customer: Uuid) -> instance::Spec {
         availability_zone: None,
         user_data: None,
         tags: Default::default(),
+        ip_address: None,
     }
 }
 

@@ -730,12 +730,38 @@ async fn authorization_matrix_and_no_leaks() {
             None,
             [200, 200, 200, 200, 200, 200, 200, 200, 401, 401],
         ),
+        (
+            Method::POST,
+            "/v1/security-groups".into(),
+            "/v1/security-groups",
+            Some(
+                json!({"name": "sg", "protocol": "tcp", "from_port": 22, "to_port": 22, "ip_range": "0.0.0.0/0"}),
+            ),
+            [201, 403, 403, 403, 403, 403, 403, 403, 401, 401],
+        ),
+        (
+            Method::GET,
+            "/v1/security-groups".into(),
+            "/v1/security-groups",
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 200, 401, 401],
+        ),
     ];
     let network = w.s.get("/v1/networks").await.body["items"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
     let key = w.s.get("/v1/ssh-keys").await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let group = admin(
+        &w.s,
+        Method::POST,
+        "/v1/security-groups",
+        Some(json!({"name": "web", "protocol": "tcp", "from_port": 80, "to_port": 80, "ip_range": "0.0.0.0/0"})),
+    )
+    .await["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -774,6 +800,13 @@ async fn authorization_matrix_and_no_leaks() {
         Method::GET,
         format!("/v1/ssh-keys/{key}"),
         "/v1/ssh-keys/{id}",
+        None,
+        [200, 200, 200, 200, 200, 200, 200, 200, 401, 401],
+    ));
+    rows.push((
+        Method::GET,
+        format!("/v1/security-groups/{group}"),
+        "/v1/security-groups/{id}",
         None,
         [200, 200, 200, 200, 200, 200, 200, 200, 401, 401],
     ));

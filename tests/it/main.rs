@@ -9,6 +9,7 @@ mod harness;
 mod as_of;
 mod authz;
 mod bad_input;
+mod catalog;
 mod durability;
 mod lifecycle;
 mod openapi;

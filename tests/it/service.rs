@@ -54,6 +54,7 @@ fn spec(project: Uuid, customer: Uuid, flavor: Uuid, image: Uuid) -> instance::S
         availability_zone: None,
         user_data: None,
         tags: Default::default(),
+        ip_address: None,
     }
 }
 
@@ -79,6 +80,9 @@ macro_rules! maintenance_of_inner {
             }
             fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
                 self.inner.export(out)
+            }
+            fn projection_version(&self) -> Result<u32, StoreError> {
+                self.inner.projection_version()
             }
         }
     };

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::instances::{etag, respond};
+use super::instances::{etag, respond, sizes};
 use super::openapi::{
     BadRequest, Conflict, Gone, InstancePath, InstanceWriteHeaders, NotFound, PayloadTooLarge,
     PreconditionFailed, Unprocessable, UnsupportedMediaType,
@@ -43,6 +43,10 @@ pub struct RebootBody {
 #[serde(deny_unknown_fields)]
 pub struct ResizeBody {
     flavor_id: Uuid,
+    /// vCPUs, for a custom flavor (with `memory_mb`).
+    vcpus: Option<u32>,
+    /// Memory in MB, for a custom flavor (with `vcpus`).
+    memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -92,7 +96,9 @@ pub async fn reboot(act: Act) -> Result<HttpResponse, NativeError> {
     responses((status = 200, description = "Resized", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]
 pub async fn resize(act: Act) -> Result<HttpResponse, NativeError> {
     let b: ResizeBody = act.body.json()?;
-    let sizing = act.sizing(b.flavor_id).await?;
+    let sizing = act
+        .sizing(b.flavor_id, sizes(b.vcpus, b.memory_mb)?)
+        .await?;
     act.view(vec![Command::Resize(sizing)], StatusCode::OK)
         .await
 }

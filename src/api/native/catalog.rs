@@ -13,18 +13,26 @@ use super::openapi::{
 };
 use super::params::page;
 use super::{Body, Caller, Ctx, NativeError};
+use crate::api::failure::Input;
 use crate::api::{AppState, Failure, validate};
 use crate::domain::catalog::{Kind, Spec};
 use crate::limits;
 use crate::projection::ResourceView;
 use crate::query;
-use crate::service::{Outcome, WriteCommand, WriteRequest};
+use crate::service::{Outcome, Reference, WriteCommand, WriteRequest};
 
-/// A validated body: a spec ready to write, or a project whose customer the service must
-/// still resolve and authorize.
+/// A validated body: a spec ready to write once the references it names exist, or a
+/// project whose customer the service must still resolve and authorize.
 pub enum Draft {
     Ready(Spec),
-    Project { name: String, customer_id: Uuid },
+    Referencing {
+        spec: Spec,
+        references: Vec<(Reference, Uuid)>,
+    },
+    Project {
+        name: String,
+        customer_id: Uuid,
+    },
 }
 
 /// A kind's request body: how it validates into a resource spec.
@@ -76,6 +84,12 @@ pub struct FlavorBody {
     vcpus: u32,
     memory_mb: u64,
     disk_gb: u64,
+    /// Only these projects may use it (default: every project).
+    #[serde(default)]
+    projects: Vec<Uuid>,
+    /// Instances name their own vCPUs and memory, up to the flavor's.
+    #[serde(default)]
+    custom: bool,
 }
 
 impl ResourceBody for FlavorBody {
@@ -88,12 +102,20 @@ impl ResourceBody for FlavorBody {
         validate::range("memory_mb", self.memory_mb, lo, hi)?;
         let (lo, hi) = limits::FLAVOR_DISK_GB;
         validate::range("disk_gb", self.disk_gb, lo, hi)?;
-        Ok(Draft::Ready(Spec::Flavor {
-            name: validate::name("name", &self.name)?,
-            vcpus: self.vcpus,
-            memory_mb: self.memory_mb,
-            disk_gb: self.disk_gb,
-        }))
+        let mut projects = self.projects;
+        projects.sort();
+        projects.dedup();
+        Ok(Draft::Referencing {
+            references: projects.iter().map(|p| (Reference::Project, *p)).collect(),
+            spec: Spec::Flavor {
+                name: validate::name("name", &self.name)?,
+                vcpus: self.vcpus,
+                memory_mb: self.memory_mb,
+                disk_gb: self.disk_gb,
+                projects,
+                custom: self.custom,
+            },
+        })
     }
 }
 
@@ -136,15 +158,72 @@ impl ResourceBody for NetworkBody {
 pub struct SshKeyBody {
     name: String,
     public_key: String,
+    /// The user whose own key it is (dialects that keep keys per user show it to them).
+    user_id: Option<Uuid>,
 }
 
 impl ResourceBody for SshKeyBody {
     const KIND: Kind = Kind::SshKey;
     const PATH: &'static str = "ssh-keys";
     fn validate(self) -> Result<Draft, Failure> {
-        Ok(Draft::Ready(Spec::SshKey {
+        Ok(Draft::Referencing {
+            references: self.user_id.iter().map(|u| (Reference::User, *u)).collect(),
+            spec: Spec::SshKey {
+                name: validate::name("name", &self.name)?,
+                public_key: validate::public_key(&self.public_key)?,
+                owner: self.user_id,
+            },
+        })
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroupBody {
+    /// Unique among security groups: instances refer to groups by name.
+    name: String,
+    description: Option<String>,
+    /// `tcp`, `udp` or `icmp`.
+    protocol: String,
+    from_port: u16,
+    to_port: u16,
+    /// The sources allowed in, as a CIDR block.
+    ip_range: String,
+}
+
+impl ResourceBody for SecurityGroupBody {
+    const KIND: Kind = Kind::SecurityGroup;
+    const PATH: &'static str = "security-groups";
+    fn validate(self) -> Result<Draft, Failure> {
+        let protocol = self.protocol.to_ascii_lowercase();
+        if !["tcp", "udp", "icmp"].contains(&protocol.as_str()) {
+            return Err(Failure::bad_request(
+                Input::InvalidField,
+                "protocol: must be tcp, udp or icmp",
+            ));
+        }
+        if self.from_port > self.to_port {
+            return Err(Failure::bad_request(
+                Input::InvalidField,
+                "from_port: must not be above to_port",
+            ));
+        }
+        Ok(Draft::Ready(Spec::SecurityGroup {
             name: validate::name("name", &self.name)?,
-            public_key: validate::public_key(&self.public_key)?,
+            description: self
+                .description
+                .as_deref()
+                .map(|d| validate::text("description", d, limits::DESCRIPTION_BYTES))
+                .transpose()?,
+            protocol,
+            from_port: self.from_port,
+            to_port: self.to_port,
+            ip_range: validate::cidr(&self.ip_range).map_err(|_| {
+                Failure::bad_request(
+                    Input::InvalidField,
+                    "ip_range: must be a CIDR block like 0.0.0.0/0",
+                )
+            })?,
         }))
     }
 }
@@ -165,6 +244,10 @@ pub async fn create<B: ResourceBody + Send + 'static>(
     let parsed: B = body.json()?;
     let spec = match parsed.validate()? {
         Draft::Ready(spec) => spec,
+        Draft::Referencing { spec, references } => {
+            state.ledger.references_exist(references).await?;
+            spec
+        }
         Draft::Project { name, customer_id } => {
             state
                 .ledger
@@ -297,4 +380,12 @@ kind_handlers!(
     show_ssh_key,
     "/v1/ssh-keys",
     "/v1/ssh-keys/{id}"
+);
+kind_handlers!(
+    SecurityGroupBody,
+    create_security_group,
+    list_security_groups,
+    show_security_group,
+    "/v1/security-groups",
+    "/v1/security-groups/{id}"
 );

@@ -25,7 +25,7 @@ use crate::domain::lifecycle::State;
 use crate::limits;
 use crate::projection::InstanceView;
 use crate::query;
-use crate::service::{InstanceRequest, Outcome, Reply, WriteCommand, WriteRequest};
+use crate::service::{InstanceRequest, Outcome, Reply, Sizes, WriteCommand, WriteRequest};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +45,24 @@ pub struct CreateBody {
     user_data: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// An address on the first network (default: a free one is assigned).
+    ip_address: Option<String>,
+    /// vCPUs, for a custom flavor (with `memory_mb`).
+    vcpus: Option<u32>,
+    /// Memory in MB, for a custom flavor (with `vcpus`).
+    memory_mb: Option<u64>,
+}
+
+/// The sizes a body asks for a custom flavor: both or neither.
+pub(super) fn sizes(vcpus: Option<u32>, memory_mb: Option<u64>) -> Result<Option<Sizes>, Failure> {
+    match (vcpus, memory_mb) {
+        (None, None) => Ok(None),
+        (Some(vcpus), Some(memory_mb)) => Ok(Some(Sizes { vcpus, memory_mb })),
+        _ => Err(Failure::bad_request(
+            Input::InvalidField,
+            "vcpus, memory_mb: give both or neither",
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -139,6 +157,8 @@ pub async fn create(
         network_ids: b.network_ids,
         ssh_key_id: b.ssh_key_id,
         tags: b.tags,
+        ip_address: b.ip_address,
+        sizes: sizes(b.vcpus, b.memory_mb)?,
     };
     let spec = state
         .ledger

@@ -73,7 +73,8 @@ pub struct PayloadTooLarge(Problem);
 #[allow(dead_code)] // the field only carries the schema into the document
 pub struct UnsupportedMediaType(Problem);
 
-/// A referenced id does not exist (`code`: `unknown_reference`, with `field`), or an
+/// A referenced id does not exist (`code`: `unknown_reference`, with `field`), names a
+/// flavor the project may not use (`code`: `unusable_reference`), or an
 /// `Idempotency-Key` was reused with another request (`code`: `idempotency_key_reused`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
@@ -229,6 +230,7 @@ fn forbiddable(action: Action) -> bool {
         catalog::create_image, catalog::list_images, catalog::show_image,
         catalog::create_network, catalog::list_networks, catalog::show_network,
         catalog::create_ssh_key, catalog::list_ssh_keys, catalog::show_ssh_key,
+        catalog::create_security_group, catalog::list_security_groups, catalog::show_security_group,
     ),
     components(schemas(Problem), responses(
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Gone, PreconditionFailed, PayloadTooLarge,
@@ -237,7 +239,7 @@ fn forbiddable(action: Action) -> bool {
     modifiers(&Common),
     tags(
         (name = "instances", description = "Instances and their lifecycle"),
-        (name = "catalog", description = "Customers, projects, flavors, images, networks and SSH keys"),
+        (name = "catalog", description = "Customers, projects, flavors, images, networks, SSH keys and security groups"),
         (name = "ledger", description = "The event log"),
         (name = "identity", description = "Users, tokens, customer owners and project members"),
         (name = "operations", description = "Health, readiness, metrics and this document"),

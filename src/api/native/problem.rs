@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::api::failure::{Failure, Input};
 use crate::domain::lifecycle::{Operation, State};
-use crate::service::Reference;
+use crate::service::{AddressProblem, Reference};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -33,6 +33,7 @@ pub enum ProblemCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     UnknownReference,
+    UnusableReference,
     IdempotencyKeyReused,
     Forbidden,
     Conflict,
@@ -58,6 +59,7 @@ impl ProblemCode {
             ProblemCode::PayloadTooLarge => "payload_too_large",
             ProblemCode::UnsupportedMediaType => "unsupported_media_type",
             ProblemCode::UnknownReference => "unknown_reference",
+            ProblemCode::UnusableReference => "unusable_reference",
             ProblemCode::IdempotencyKeyReused => "idempotency_key_reused",
             ProblemCode::Forbidden => "forbidden",
             ProblemCode::Conflict => "conflict",
@@ -139,6 +141,14 @@ pub fn code(f: &Failure) -> ProblemCode {
         Failure::PayloadTooLarge { .. } => ProblemCode::PayloadTooLarge,
         Failure::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
         Failure::UnknownReference { .. } => ProblemCode::UnknownReference,
+        Failure::FlavorNotInProject { .. } => ProblemCode::UnusableReference,
+        Failure::Sizing(_) => ProblemCode::InvalidField,
+        Failure::Address { problem, .. } => match problem {
+            AddressProblem::NoNetwork | AddressProblem::OutsideNetwork { .. } => {
+                ProblemCode::InvalidField
+            }
+            AddressProblem::Taken | AddressProblem::NetworkFull => ProblemCode::Conflict,
+        },
         Failure::IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
         Failure::Overloaded => ProblemCode::Overloaded,
         Failure::Unavailable(_) => ProblemCode::Unavailable,
@@ -160,6 +170,12 @@ fn title(f: &Failure) -> &'static str {
         Failure::PayloadTooLarge { .. } => "Payload too large",
         Failure::UnsupportedMediaType => "Unsupported media type",
         Failure::UnknownReference { .. } => "Unknown reference",
+        Failure::FlavorNotInProject { .. } => "Unusable reference",
+        Failure::Sizing(_) => "Bad request",
+        Failure::Address { problem, .. } => match problem {
+            AddressProblem::NoNetwork | AddressProblem::OutsideNetwork { .. } => "Bad request",
+            AddressProblem::Taken | AddressProblem::NetworkFull => "Conflict",
+        },
         Failure::IdempotencyKeyReused => "Idempotency key reused",
         Failure::Overloaded => "Overloaded",
         Failure::Unavailable(_) => "Service unavailable",
@@ -180,9 +196,16 @@ pub fn status(f: &Failure) -> StatusCode {
         Failure::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
         Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Failure::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Failure::UnknownReference { .. } | Failure::IdempotencyKeyReused => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        Failure::UnknownReference { .. }
+        | Failure::FlavorNotInProject { .. }
+        | Failure::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        Failure::Sizing(_) => StatusCode::BAD_REQUEST,
+        Failure::Address { problem, .. } => match problem {
+            AddressProblem::NoNetwork | AddressProblem::OutsideNetwork { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            AddressProblem::Taken | AddressProblem::NetworkFull => StatusCode::CONFLICT,
+        },
         Failure::Overloaded | Failure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -197,6 +220,11 @@ pub fn problem(f: &Failure) -> Problem {
             field(*reference),
             reference.kind()
         ),
+        Failure::Address { .. } => format!("ip_address: {f}"),
+        Failure::Sizing(_) => format!("vcpus, memory_mb: {f}"),
+        Failure::FlavorNotInProject { flavor, project } => {
+            format!("flavor_id refers to {flavor}, which project {project} may not use")
+        }
         other => other.to_string(),
     };
     let code = code(f);
@@ -228,6 +256,7 @@ pub fn problem(f: &Failure) -> Problem {
             p.current_version = Some(*actual);
         }
         Failure::UnknownReference { reference, .. } => p.field = Some(field(*reference).into()),
+        Failure::FlavorNotInProject { .. } => p.field = Some("flavor_id".into()),
         _ => {}
     }
     p

@@ -110,6 +110,9 @@ pub fn table() -> Vec<RouteDef> {
         POST "/v1/ssh-keys" => c::create_ssh_key, ManageCatalog, None;
         GET "/v1/ssh-keys" => c::list_ssh_keys, ReadCatalog, None;
         GET "/v1/ssh-keys/{id}" => c::show_ssh_key, ReadCatalog, None;
+        POST "/v1/security-groups" => c::create_security_group, ManageCatalog, None;
+        GET "/v1/security-groups" => c::list_security_groups, ReadCatalog, None;
+        GET "/v1/security-groups/{id}" => c::show_security_group, ReadCatalog, None;
     }
 }
 

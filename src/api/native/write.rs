@@ -12,7 +12,7 @@ use super::{Body, Ctx, NativeError};
 use crate::api::{AppState, Failure};
 use crate::domain::instance::{Command, Sizing};
 use crate::query;
-use crate::service::{Reply, WriteCommand, WriteRequest};
+use crate::service::{Reply, Sizes, WriteCommand, WriteRequest};
 
 /// A write to the object a path names: what every such write takes from its request,
 /// extracted once.
@@ -92,8 +92,21 @@ impl Act {
         Ok(respond(status, &reply, None::<()>))
     }
 
-    /// The sizes of a flavor the body names.
-    pub async fn sizing(&self, flavor_id: Uuid) -> Result<Sizing, NativeError> {
-        Ok(self.state.ledger.flavor_sizing(flavor_id).await?)
+    /// The sizes a resize to a flavor gives the instance, checked against its project.
+    pub async fn sizing(
+        &self,
+        flavor_id: Uuid,
+        sizes: Option<Sizes>,
+    ) -> Result<Sizing, NativeError> {
+        let raw = self.id.clone();
+        let project = query::read(&self.state.ledger, &self.ctx.principal, move |r| {
+            Ok(r.instance(&raw)?.spec.project_id)
+        })
+        .await?;
+        Ok(self
+            .state
+            .ledger
+            .flavor_sizing(flavor_id, Some(project), sizes)
+            .await?)
     }
 }

@@ -33,6 +33,7 @@ fn spec() -> Spec {
         availability_zone: Some("az1".into()),
         user_data: None,
         tags: BTreeMap::new(),
+        ip_address: None,
     }
 }
 
@@ -75,6 +76,9 @@ fn every_command() -> Vec<Command> {
         }),
         Command::Destroy { force: false },
         Command::Destroy { force: true },
+        Command::Delete { purge: false },
+        Command::Delete { purge: true },
+        Command::RequestResize(sizing(3)),
         Command::Recover,
         Command::Purge,
         Command::Complete,
@@ -116,14 +120,27 @@ fn expected(command: &Command, from: State) -> Option<State> {
             (Error, Destroyed),
             (Running, Destroyed),
         ],
+        Command::Delete { .. } => &[
+            (Provisioning, Deleting),
+            (Starting, Deleting),
+            (Running, Deleting),
+            (Stopping, Deleting),
+            (Stopped, Deleting),
+            (Rebooting, Deleting),
+            (Resizing, Deleting),
+            (Error, Deleting),
+        ],
+        Command::RequestResize(_) => &[(Stopped, Resizing), (Running, Resizing)],
         Command::Recover => &[(Destroyed, Stopped)],
         Command::Purge => &[(Destroyed, Purged)],
+        // `in_state` leaves every instance powered off with a pending start.
         Command::Complete => &[
             (Provisioning, Running),
             (Starting, Running),
             (Stopping, Stopped),
             (Rebooting, Running),
             (Resizing, Stopped),
+            (Deleting, Destroyed),
         ],
         Command::Fail { .. } => &[
             (Provisioning, Error),
@@ -131,6 +148,7 @@ fn expected(command: &Command, from: State) -> Option<State> {
             (Stopping, Error),
             (Rebooting, Error),
             (Resizing, Error),
+            (Deleting, Error),
         ],
     };
     table.iter().find(|(f, _)| *f == from).map(|(_, to)| *to)
@@ -251,6 +269,39 @@ fn resize_records_new_sizing_and_failure_records_pending_operation() {
 }
 
 #[test]
+fn a_requested_deletion_ends_destroyed_or_purged_and_a_running_resize_comes_back_on() {
+    let running = evolve(
+        Some(in_state(Stopped)),
+        Uuid::from_u128(9),
+        &Event::Started {},
+        2,
+        at(1),
+    );
+    for (purge, end) in [(false, Destroyed), (true, Purged)] {
+        let mut inst = running.clone();
+        for command in [Command::Delete { purge }, Command::Complete] {
+            for e in decide(Some(&inst), &command).expect("legal") {
+                inst = evolve(Some(inst), inst_id(), &e, 3, at(2));
+            }
+        }
+        assert_eq!(inst.state, end, "purge {purge}");
+        assert_eq!(inst.target_power_state, None);
+    }
+    let mut inst = running;
+    for command in [Command::RequestResize(sizing(5)), Command::Complete] {
+        for e in decide(Some(&inst), &command).expect("legal") {
+            inst = evolve(Some(inst), inst_id(), &e, 4, at(3));
+        }
+    }
+    assert_eq!((inst.state, inst.power_state), (Running, PowerState::On));
+    assert_eq!(inst.spec.sizing, sizing(5));
+}
+
+fn inst_id() -> Uuid {
+    Uuid::from_u128(9)
+}
+
+#[test]
 fn events_round_trip_through_their_stored_json_shape() {
     let events = vec![
         Event::Created(Box::new(spec())),
@@ -288,6 +339,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
             ..Patch::default()
         })),
         any::<bool>().prop_map(|force| Command::Destroy { force }),
+        any::<bool>().prop_map(|purge| Command::Delete { purge }),
+        (1u32..8).prop_map(|n| Command::RequestResize(sizing(n))),
         Just(Command::Recover),
         Just(Command::Purge),
         Just(Command::Complete),

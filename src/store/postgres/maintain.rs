@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use postgres::Transaction;
 use uuid::Uuid;
 
-use super::super::projection::{Projector, StateHash, check_link};
+use super::super::projection::{Projector, StateHash, VERSION, check_link};
 use super::super::{Head, Maintenance, StoreError, VerifyReport};
 use super::buffer::Buffer;
 use super::migrate::MIGRATIONS;
@@ -194,8 +194,26 @@ impl Maintenance for PgStore {
         tx.batch_execute(&format!("TRUNCATE {}", PROJECTIONS.join(", ")))
             .map_err(pg)?;
         let events = replay(&mut tx, "events", head)?;
+        tx.execute(
+            "INSERT INTO projection_version (version) VALUES ($1)
+             ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version",
+            &[&i32::try_from(VERSION).unwrap_or(i32::MAX)],
+        )
+        .map_err(pg)?;
         tx.commit().map_err(pg)?;
         Ok(events)
+    }
+
+    /// No row: a ledger from before versions were recorded (a new one gets its row when
+    /// the migrations run).
+    fn projection_version(&self) -> Result<u32, StoreError> {
+        let mut conn = self.reader()?;
+        let row = conn
+            .client
+            .query_opt("SELECT version FROM projection_version", &[])
+            .map_err(pg)?;
+        self.give_back(conn);
+        Ok(row.map_or(1, |r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(0)))
     }
 
     fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {

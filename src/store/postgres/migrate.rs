@@ -19,6 +19,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_driver_claims.sql",
         include_str!("../../../schema/postgres/0002_driver_claims.sql"),
     ),
+    (
+        3,
+        "0003_projection_version.sql",
+        include_str!("../../../schema/postgres/0003_projection_version.sql"),
+    ),
 ];
 
 /// Arbitrary constant for the advisory lock that serializes migrations across nodes.
@@ -27,6 +32,20 @@ const MIGRATION_LOCK: i64 = 0x6c65_6467_6572;
 /// Applies the embedded migrations not yet applied, under an advisory lock, checking the
 /// checksums of those already applied.
 pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    apply(client)?;
+    // A new ledger is projected by this code from its first event on.
+    client
+        .execute(
+            "INSERT INTO projection_version (version)
+             SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM events)
+             ON CONFLICT (singleton) DO NOTHING",
+            &[&i32::try_from(super::super::projection::VERSION).unwrap_or(i32::MAX)],
+        )
+        .map_err(pg)?;
+    Ok(())
+}
+
+fn apply(client: &mut Client) -> Result<(), StoreError> {
     use sha2::{Digest, Sha256};
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])

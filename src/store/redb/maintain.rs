@@ -166,8 +166,30 @@ impl Maintenance for RedbStore {
             decode_head(guard.as_ref().map(|g| g.value()))?
         };
         check_head(head, n, last)?;
+        txn.open_table(META)
+            .map_err(io)?
+            .insert(
+                PROJECTION_VERSION_KEY,
+                super::super::projection::VERSION.to_be_bytes().as_slice(),
+            )
+            .map_err(io)?;
         txn.commit().map_err(io)?;
         Ok(n)
+    }
+
+    fn projection_version(&self) -> Result<u32, StoreError> {
+        let read = begin_read(&self.db)?;
+        let meta = read.open_table(META).map_err(io)?;
+        let guard = meta.get(PROJECTION_VERSION_KEY).map_err(io)?;
+        match guard.as_ref().map(|g| g.value()) {
+            None => Ok(1),
+            Some(raw) => {
+                let bytes: [u8; 4] = raw
+                    .try_into()
+                    .map_err(|_| corrupt("projection version", "unexpected length"))?;
+                Ok(u32::from_be_bytes(bytes))
+            }
+        }
     }
 
     fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
@@ -326,6 +348,41 @@ mod tests {
         }
         assert_eq!(store.rebuild().expect("rebuild"), 3);
         store.verify().expect("a rebuild repairs projection damage");
+    }
+
+    #[test]
+    fn projections_built_by_older_code_are_rebuilt_once() {
+        let (_dir, store) = store_with_events(4);
+        assert_eq!(
+            store.projection_version().expect("version"),
+            crate::store::projection::VERSION
+        );
+        assert_eq!(
+            crate::store::ensure_current_projections(&store).expect("ensure"),
+            None
+        );
+        // A ledger written before versions were recorded, with a projection it lacked.
+        let txn = store.db.begin_write().expect("txn");
+        txn.open_table(META)
+            .expect("meta")
+            .remove(PROJECTION_VERSION_KEY)
+            .expect("remove");
+        txn.delete_table(INDEX).expect("drop index");
+        txn.commit().expect("commit");
+        assert_eq!(store.projection_version().expect("version"), 1);
+        assert!(
+            store.verify().is_err(),
+            "the index differs from what today's code builds"
+        );
+        assert_eq!(
+            crate::store::ensure_current_projections(&store).expect("ensure"),
+            Some(4)
+        );
+        assert_eq!(
+            store.projection_version().expect("version"),
+            crate::store::projection::VERSION
+        );
+        store.verify().expect("rebuilt by today's code");
     }
 
     #[test]

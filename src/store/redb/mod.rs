@@ -14,7 +14,7 @@ mod write;
 
 use std::path::{Path, PathBuf};
 
-use ::redb::{Builder, Database, ReadableTable};
+use ::redb::{Builder, Database, ReadableTable, ReadableTableMetadata};
 
 use super::{EventStore, Snapshot, StoreError, WriteTxn};
 use read::RedbRead;
@@ -60,14 +60,23 @@ impl RedbStore {
         &self.path
     }
 
+    /// Creates missing tables; a new ledger records that today's code projects it.
     fn create_tables(&self) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(io)?;
         {
-            txn.open_table(EVENTS).map_err(io)?;
+            let events = txn.open_table(EVENTS).map_err(io)?;
             txn.open_table(STREAMS).map_err(io)?;
-            txn.open_table(META).map_err(io)?;
+            let mut meta = txn.open_table(META).map_err(io)?;
             txn.open_table(IDEMPOTENCY).map_err(io)?;
             open_projection(&txn)?;
+            let unversioned = meta.get(PROJECTION_VERSION_KEY).map_err(io)?.is_none();
+            if unversioned && events.is_empty().map_err(io)? {
+                meta.insert(
+                    PROJECTION_VERSION_KEY,
+                    super::projection::VERSION.to_be_bytes().as_slice(),
+                )
+                .map_err(io)?;
+            }
         }
         txn.commit().map_err(io)
     }

@@ -38,6 +38,8 @@ pub(super) const STATE_HASHES: TableDefinition<u64, &[u8]> = TableDefinition::ne
 pub(super) const VERSIONS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("versions");
 
 pub(super) const HEAD_KEY: &str = "head";
+/// The projection version that built the projections (u32, big endian); absent: 1.
+pub(super) const PROJECTION_VERSION_KEY: &str = "projection_version";
 pub(super) const FILE_NAME: &str = "ledger.redb";
 
 pub(super) fn io(e: impl std::fmt::Display) -> StoreError {
