@@ -177,6 +177,12 @@ pub fn can(p: &Principal, action: Action, object: &Object) -> Decision {
     }
 }
 
+/// Whether the principal is staff or holds the administrator role on the project: what
+/// the stricter dialects (NodeConductor) ask of whoever creates or operates instances.
+pub fn administers(p: &Principal, project: Uuid) -> bool {
+    p.staff || p.role(project) == Some(Role::Administrator)
+}
+
 /// The index keys whose union is every instance the principal may read; `None` when it
 /// may read all. The keys are disjoint (a role project inside an owned customer is
 /// covered by the customer), so totals add up.

@@ -67,11 +67,11 @@ pub async fn authenticate(state: &AppState, token: Option<String>) -> Result<Pri
         return Ok(Principal::bootstrap());
     }
     if !token.starts_with(TOKEN_PREFIX) {
-        return Err(Failure::Unauthenticated);
+        return Err(Failure::BadToken);
     }
     principal_for_token(&state.ledger, token)
         .await?
-        .ok_or(Failure::Unauthenticated)
+        .ok_or(Failure::BadToken)
 }
 
 /// `Authorization: Bearer <token>`, the scheme matched case-insensitively.

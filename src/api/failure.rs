@@ -30,6 +30,9 @@ pub enum Failure {
     BadRequest { input: Input, detail: String },
     #[error("a valid bearer token is required")]
     Unauthenticated,
+    /// A token was presented and refused (unknown, revoked or malformed).
+    #[error("the token is not valid")]
+    BadToken,
     #[error("{0} not found")]
     NotFound(String),
     /// A uniqueness rule refused the request (e.g. a username in use).
@@ -185,30 +188,30 @@ impl From<actix_web::error::BlockingError> for Failure {
     }
 }
 
-/// Implements, for a surface's error type (a newtype around [`Failure`]), the conversions
-/// `?` needs from every layer's error: each goes through [`Failure`], converted in one
-/// place.
+/// Implements, for a surface's error type, the conversions `?` needs from every layer's
+/// error: each goes through [`Failure`] (converted in one place) and then `$wrap`, the
+/// function or variant that makes the surface's error from a failure.
 #[macro_export]
 macro_rules! surface_error {
-    ($ty:ty) => {
+    ($ty:ty, $wrap:path) => {
         impl From<$crate::api::Failure> for $ty {
             fn from(f: $crate::api::Failure) -> $ty {
-                Self(f)
+                $wrap(f)
             }
         }
         impl From<$crate::query::QueryError> for $ty {
             fn from(e: $crate::query::QueryError) -> $ty {
-                Self(e.into())
+                $wrap(e.into())
             }
         }
         impl From<$crate::service::ServiceError> for $ty {
             fn from(e: $crate::service::ServiceError) -> $ty {
-                Self(e.into())
+                $wrap(e.into())
             }
         }
         impl From<actix_web::error::BlockingError> for $ty {
             fn from(e: actix_web::error::BlockingError) -> $ty {
-                Self(e.into())
+                $wrap(e.into())
             }
         }
     };

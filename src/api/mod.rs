@@ -6,15 +6,18 @@
 //! Shared here: the request context and bounded body ([`request`]), token authentication
 //! ([`auth`]), field validation ([`validate`]), the neutral [`Failure`] and the rendering
 //! contract ([`surface`]), and per-request telemetry. The wings: [`native`] (`/v1` and the
-//! operational endpoints).
+//! operational endpoints) and the vendor dialects: [`nodeconductor`] (seed 000).
 
 pub mod auth;
 pub mod failure;
 pub mod native;
+pub mod nodeconductor;
+pub mod openapi;
 pub mod request;
 pub mod surface;
 pub mod telemetry;
 pub mod validate;
+pub mod wing;
 
 use actix_web::web;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -32,6 +35,7 @@ pub struct AppState {
 
 /// Every route of the server; the binary and the tests build the app through this.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    nodeconductor::configure(cfg);
     native::configure(cfg);
 }
 

@@ -288,3 +288,88 @@ impl<S: Surface> FromRequest for Body<S> {
         })
     }
 }
+
+/// A write to the object a path names, extracted once: the server state, the path's id
+/// (its first parameter), the request context and the body. Each surface adds the
+/// methods that answer in its shape.
+pub struct Act<S> {
+    pub state: actix_web::web::Data<super::AppState>,
+    pub id: String,
+    pub ctx: Ctx<S>,
+    pub body: Body<S>,
+}
+
+impl<S: Surface> FromRequest for Act<S> {
+    type Error = S::Error;
+    type Future = LocalBoxFuture<'static, Result<Act<S>, S::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req
+            .app_data::<actix_web::web::Data<super::AppState>>()
+            .cloned();
+        let id = req
+            .match_info()
+            .iter()
+            .next()
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
+        let ctx = Ctx::<S>::parse(req);
+        let body = Body::<S>::from_request(req, payload);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| {
+                S::Error::from(Failure::Internal("application state missing".into()))
+            })?;
+            Ok(Act {
+                state,
+                id,
+                ctx: ctx.map_err(S::Error::from)?,
+                body: body.await?,
+            })
+        })
+    }
+}
+
+impl<S: Surface> Act<S> {
+    /// Submits one command with this request's provenance and preconditions.
+    pub async fn write(
+        &self,
+        command: crate::service::WriteCommand,
+    ) -> Result<crate::service::Reply, S::Error> {
+        let request = crate::service::WriteRequest {
+            command,
+            meta: self.ctx.meta(&self.body.bytes),
+            expected_version: self.ctx.if_match,
+        };
+        self.state
+            .ledger
+            .submit(request)
+            .await
+            .map_err(|e| S::Error::from(Failure::from(e)))
+    }
+
+    /// Applies commands to one instance, in order, all or nothing.
+    pub async fn operate(
+        &self,
+        id: uuid::Uuid,
+        commands: Vec<crate::domain::instance::Command>,
+    ) -> Result<crate::service::Reply, S::Error> {
+        self.write(crate::service::WriteCommand::Instance { id, commands })
+            .await
+    }
+
+    /// Prepares and submits a new instance as the caller asks for it.
+    pub async fn create_instance(
+        &self,
+        request: crate::service::InstanceRequest,
+    ) -> Result<crate::service::Reply, S::Error> {
+        self.state
+            .ledger
+            .create_instance(
+                &self.ctx.principal,
+                self.ctx.meta(&self.body.bytes),
+                request,
+            )
+            .await
+            .map_err(|e| S::Error::from(Failure::from(e)))
+    }
+}

@@ -68,6 +68,74 @@ impl Reader<'_> {
         })
     }
 
+    /// A resource a visible object refers to (its image, flavor, project...), for
+    /// rendering it. No check of its own: the referring object was checked.
+    pub fn resource_of(&self, id: Uuid) -> Result<Option<Resource>, QueryError> {
+        Ok(self.snap.resource(id)?)
+    }
+
+    /// The oldest resource of `kind` with this name, if the caller may read it.
+    pub fn resource_named(&self, kind: Kind, name: &str) -> Result<Option<Resource>, QueryError> {
+        let page = self
+            .snap
+            .page(&[index::resource_name_key(kind, name)], None, 1)?;
+        match page.ids.first() {
+            Some(id) => Ok(self.snap.resource(*id)?.filter(|r| self.may_read(r))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every resource of `kind` the caller may read, in creation order (catalog kinds
+    /// are small; bounded like a listing).
+    pub fn all_resources(&self, kind: Kind) -> Result<Vec<Resource>, QueryError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.resources(kind, cursor, crate::limits::PAGE_MAX)?;
+            out.extend(page.items);
+            if out.len() > crate::limits::LISTING_MAX {
+                return Err(QueryError::Invalid(format!(
+                    "more than {} {} resources",
+                    crate::limits::LISTING_MAX,
+                    kind.as_str()
+                )));
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The flavors the caller may use somewhere: unrestricted ones, and those restricted
+    /// to a project it can reach (all of them for staff).
+    pub fn usable_flavors(&self) -> Result<Vec<Resource>, QueryError> {
+        let mut reachable: Vec<Uuid> = self.caller.project_roles.keys().copied().collect();
+        for customer in &self.caller.owned_customers {
+            reachable.extend(all_with(self.snap, &index::projects_of_key(*customer))?);
+        }
+        let staff = self.caller.staff;
+        Ok(self
+            .all_resources(Kind::Flavor)?
+            .into_iter()
+            .filter(|f| match &f.spec {
+                Spec::Flavor { projects, .. } => {
+                    staff || projects.is_empty() || projects.iter().any(|p| reachable.contains(p))
+                }
+                _ => false,
+            })
+            .collect())
+    }
+
+    /// The SSH keys that are `user`'s own.
+    pub fn ssh_keys_of(&self, user: Option<Uuid>) -> Result<Vec<Resource>, QueryError> {
+        Ok(self
+            .all_resources(Kind::SshKey)?
+            .into_iter()
+            .filter(|k| matches!(&k.spec, Spec::SshKey { owner, .. } if *owner == user))
+            .collect())
+    }
+
     /// The customers or projects a caller may see, sorted; `None` when it may see all of
     /// that kind. Tenancy lists are small per caller, so they are assembled from its grants.
     fn visible_tenancy(&self, kind: Kind) -> Result<Option<Vec<Uuid>>, QueryError> {

@@ -23,6 +23,8 @@ pub enum TextField {
     Name,
     ProjectName,
     CustomerName,
+    /// Any of the instance's security groups.
+    SecurityGroup,
 }
 
 /// What a listing may be sorted by.
@@ -63,8 +65,25 @@ fn text(inst: &Instance, field: TextField, names: &HashMap<Uuid, String>) -> Str
         TextField::Name => s.name.clone(),
         TextField::ProjectName => names.get(&s.project_id).cloned().unwrap_or_default(),
         TextField::CustomerName => names.get(&s.customer_id).cloned().unwrap_or_default(),
+        TextField::SecurityGroup => String::new(),
     }
     .to_lowercase()
+}
+
+fn contains(
+    inst: &Instance,
+    field: TextField,
+    needle: &str,
+    names: &HashMap<Uuid, String>,
+) -> bool {
+    match field {
+        TextField::SecurityGroup => inst
+            .spec
+            .security_groups
+            .iter()
+            .any(|g| g.to_lowercase().contains(needle)),
+        other => text(inst, other, names).contains(needle),
+    }
 }
 
 fn compare(a: &Instance, b: &Instance, key: SortKey) -> Ordering {
@@ -133,7 +152,7 @@ impl Reader<'_> {
             found.retain(|inst| {
                 needles
                     .iter()
-                    .all(|(f, needle)| text(inst, *f, &names).contains(needle.as_str()))
+                    .all(|(f, needle)| contains(inst, *f, needle, &names))
             });
         }
         // Creation order first, so that equal keys keep it (the sort is stable).

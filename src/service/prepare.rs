@@ -256,6 +256,22 @@ impl Ledger {
         .await
     }
 
+    /// Prepares a new instance ([`Ledger::prepare_instance`]) and submits its creation.
+    pub async fn create_instance(
+        &self,
+        caller: &Principal,
+        meta: super::RequestMeta,
+        req: InstanceRequest,
+    ) -> Result<super::Reply, ServiceError> {
+        let spec = self.prepare_instance(caller, req).await?;
+        self.submit(super::WriteRequest {
+            command: super::WriteCommand::CreateInstance(Box::new(spec)),
+            meta,
+            expected_version: None,
+        })
+        .await
+    }
+
     /// The sizes a resize to `flavor_id` gives the instance (in `project`).
     pub async fn flavor_sizing(
         &self,

@@ -446,6 +446,51 @@ impl Server {
         Resp::from(req.send().await.expect("request")).await
     }
 
+    /// A request without the admin token: a dialect's client sets its own headers.
+    pub fn http(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+    }
+
+    /// Sends a request built with [`Server::http`].
+    pub async fn send(req: reqwest::RequestBuilder) -> Resp {
+        Resp::from(req.send().await.expect("request")).await
+    }
+
+    /// A user (staff or not) and a token for it: (user id, token).
+    pub async fn user(&self, name: &str, staff: bool) -> (String, String) {
+        let u = self
+            .post(
+                "/v1/users",
+                json!({"username": name, "email": format!("{name}@example.com"), "is_staff": staff}),
+            )
+            .await;
+        assert_eq!(u.status, StatusCode::CREATED, "{}", u.body);
+        let id = u.id();
+        let t = self
+            .post(&format!("/v1/users/{id}/tokens"), json!({"name": "test"}))
+            .await;
+        assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);
+        (id, t.body["token"].as_str().expect("token").to_string())
+    }
+
+    /// Polls an instance through the native API until `done` holds for its view.
+    pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self.get(&format!("/v1/instances/{id}")).await;
+            if done(&r.body) {
+                return r.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance {id} never {what}: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.call(Method::GET, path, None).await
     }

@@ -17,7 +17,7 @@ use super::openapi::{
 };
 use super::params::{list_params, point_only};
 use super::write::Act;
-use super::{Body, Caller, Ctx, NativeError};
+use super::{Caller, NativeError};
 use crate::api::failure::{Failure, Input};
 use crate::api::{AppState, validate};
 use crate::domain::instance::{self, Command, Patch};
@@ -25,7 +25,7 @@ use crate::domain::lifecycle::State;
 use crate::limits;
 use crate::projection::InstanceView;
 use crate::query;
-use crate::service::{InstanceRequest, Outcome, Reply, Sizes, WriteCommand, WriteRequest};
+use crate::service::{InstanceRequest, Outcome, Reply, Sizes};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -129,12 +129,8 @@ fn text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, 
         (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
     ))]
-pub async fn create(
-    state: web::Data<AppState>,
-    ctx: Ctx,
-    body: Body,
-) -> Result<HttpResponse, NativeError> {
-    let b: CreateBody = body.json()?;
+pub async fn create(act: Act) -> Result<HttpResponse, NativeError> {
+    let b: CreateBody = act.body.json()?;
     validate::tags(&b.tags)?;
     let request = InstanceRequest {
         name: validate::name("name", &b.name)?,
@@ -160,18 +156,7 @@ pub async fn create(
         ip_address: b.ip_address,
         sizes: sizes(b.vcpus, b.memory_mb)?,
     };
-    let spec = state
-        .ledger
-        .prepare_instance(&ctx.principal, request)
-        .await?;
-    let reply = state
-        .ledger
-        .submit(WriteRequest {
-            command: WriteCommand::CreateInstance(Box::new(spec)),
-            meta: ctx.meta(&body.bytes),
-            expected_version: None,
-        })
-        .await?;
+    let reply = act.create_instance(request).await?;
     let view = view_of(&reply)?;
     let location = format!("/v1/instances/{}", view.id);
     let mut resp = respond(StatusCode::CREATED, &reply, Some(view));

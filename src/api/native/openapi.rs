@@ -2,8 +2,6 @@
 //! the request/response types. Served at `/openapi.json`; `/docs/` renders it with a
 //! Swagger UI embedded in the binary.
 
-use std::sync::OnceLock;
-
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response};
@@ -246,13 +244,3 @@ fn forbiddable(action: Action) -> bool {
     )
 )]
 pub struct ApiDoc;
-
-/// The document, serialized once.
-pub fn json() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    })
-}

@@ -7,7 +7,6 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::openapi;
 use crate::api::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -104,5 +103,5 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(openapi::json())
+        .body(crate::api::openapi::json())
 }

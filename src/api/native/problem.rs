@@ -106,7 +106,7 @@ pub struct Problem {
 #[error(transparent)]
 pub struct NativeError(pub Failure);
 
-crate::surface_error!(NativeError);
+crate::surface_error!(NativeError, NativeError);
 
 /// The request field that names a reference.
 pub fn field(reference: Reference) -> &'static str {
@@ -130,7 +130,7 @@ pub fn code(f: &Failure) -> ProblemCode {
             Input::InvalidParameter => ProblemCode::InvalidParameter,
             Input::InvalidHeader => ProblemCode::InvalidHeader,
         },
-        Failure::Unauthenticated => ProblemCode::Unauthorized,
+        Failure::Unauthenticated | Failure::BadToken => ProblemCode::Unauthorized,
         Failure::NotFound(_) | Failure::NoRoute => ProblemCode::NotFound,
         Failure::Forbidden(_) => ProblemCode::Forbidden,
         Failure::Taken(_) => ProblemCode::Conflict,
@@ -159,7 +159,7 @@ pub fn code(f: &Failure) -> ProblemCode {
 fn title(f: &Failure) -> &'static str {
     match f {
         Failure::BadRequest { .. } => "Bad request",
-        Failure::Unauthenticated => "Unauthorized",
+        Failure::Unauthenticated | Failure::BadToken => "Unauthorized",
         Failure::NotFound(_) | Failure::NoRoute => "Not found",
         Failure::Forbidden(_) => "Forbidden",
         Failure::Taken(_) => "Conflict",
@@ -186,7 +186,7 @@ fn title(f: &Failure) -> &'static str {
 pub fn status(f: &Failure) -> StatusCode {
     match f {
         Failure::BadRequest { .. } => StatusCode::BAD_REQUEST,
-        Failure::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Failure::Unauthenticated | Failure::BadToken => StatusCode::UNAUTHORIZED,
         Failure::NotFound(_) | Failure::NoRoute => StatusCode::NOT_FOUND,
         Failure::Forbidden(_) => StatusCode::FORBIDDEN,
         Failure::Taken(_) => StatusCode::CONFLICT,
@@ -214,6 +214,8 @@ pub fn status(f: &Failure) -> StatusCode {
 /// The problem body: internal details go to the log, not to the caller.
 pub fn problem(f: &Failure) -> Problem {
     let detail = match f {
+        // The native API has always said the same for a missing and a refused token.
+        Failure::BadToken => Failure::Unauthenticated.to_string(),
         Failure::Internal(_) => "an internal error occurred; see the server log".to_string(),
         Failure::UnknownReference { reference, id } => format!(
             "{} refers to {id}, which is not a known {}",
@@ -274,7 +276,7 @@ impl ResponseError for NativeError {
         let mut resp = HttpResponse::build(self.status_code());
         resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         match &self.0 {
-            Failure::Unauthenticated => {
+            Failure::Unauthenticated | Failure::BadToken => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"instance-ledger\""));
             }
             Failure::Overloaded | Failure::Unavailable(_) => {

@@ -1,70 +1,29 @@
-//! The writes that name their object by path: [`Act`] extracts, once, what each of them
-//! takes from its request (server state, path id, context, body) and submits it.
+//! The native writes that name their object by path: [`Act`] (the shared extractor) with
+//! the answers in the native shape.
 
-use actix_web::dev::Payload;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
 use super::instances::{respond, view_of};
-use super::{Body, Ctx, NativeError};
-use crate::api::{AppState, Failure};
+use super::{Native, NativeError};
+use crate::api::request;
 use crate::domain::instance::{Command, Sizing};
 use crate::query;
-use crate::service::{Reply, Sizes, WriteCommand, WriteRequest};
+use crate::service::{Reply, Sizes};
 
-/// A write to the object a path names: what every such write takes from its request,
-/// extracted once.
-pub struct Act {
-    state: web::Data<AppState>,
-    /// The path's id (an instance's uuid or short id, a customer's or project's uuid).
-    pub id: String,
-    ctx: Ctx,
-    pub body: Body,
-}
-
-impl FromRequest for Act {
-    type Error = NativeError;
-    type Future = LocalBoxFuture<'static, Result<Act, NativeError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let id = req.match_info().get("id").unwrap_or_default().to_string();
-        let ctx = Ctx::from_request(req, payload).into_inner();
-        let body = Body::from_request(req, payload);
-        Box::pin(async move {
-            let state =
-                state.ok_or_else(|| Failure::Internal("application state missing".into()))?;
-            Ok(Act {
-                state,
-                id,
-                ctx: ctx?,
-                body: body.await?,
-            })
-        })
-    }
-}
+/// A native write to the object a path names.
+pub type Act = request::Act<Native>;
 
 impl Act {
-    /// Submits one command with this request's provenance and preconditions.
-    pub async fn write(&self, command: WriteCommand) -> Result<Reply, NativeError> {
-        let request = WriteRequest {
-            command,
-            meta: self.ctx.meta(&self.body.bytes),
-            expected_version: self.ctx.if_match,
-        };
-        Ok(self.state.ledger.submit(request).await?)
-    }
-
-    /// Applies commands to the instance, in order, all or nothing.
+    /// Applies commands to the instance the path names, in order, all or nothing.
     pub async fn submit(&self, commands: Vec<Command>) -> Result<Reply, NativeError> {
         let raw = self.id.clone();
         let id = query::read(&self.state.ledger, &self.ctx.principal, move |r| {
             r.resolve(&raw)
         })
         .await?;
-        self.write(WriteCommand::Instance { id, commands }).await
+        self.operate(id, commands).await
     }
 
     /// Checks that a user the body names exists.
