@@ -49,3 +49,6 @@ pub const FLAVOR_DISK_GB: (u64, u64) = (0, 1024 * 1024);
 
 /// Most instances one sorted, offset-paged listing gathers (the vendors' list styles).
 pub const LISTING_MAX: usize = 100_000;
+
+/// Free-form attributes per instance (keys and values bounded like tags).
+pub const ATTRIBUTES: usize = 50;

@@ -46,6 +46,8 @@ fn spec(n: u64, rng: &mut StdRng) -> instance::Spec {
     let p = rng.random_range(0..PROJECTS);
     instance::Spec {
         ip_address: None,
+        attributes: Default::default(),
+        created_by: None,
         short_id: instance_ledger::domain::short_id::from_random(n),
         name: format!("vm-{n}"),
         hostname: Some(format!("vm-{n}")),

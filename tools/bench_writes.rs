@@ -49,6 +49,7 @@ fn meta() -> RequestMeta {
         request_id: "bench".into(),
         origin: "native".into(),
         idempotency: None,
+        staff: false,
     }
 }
 
@@ -83,6 +84,8 @@ async fn ledger(nodes: Nodes, events: u64, concurrency: u64) -> anyhow::Result<(
     };
     let spec = instance::Spec {
         ip_address: None,
+        attributes: Default::default(),
+        created_by: None,
         short_id: String::new(),
         name: "bench".into(),
         hostname: Some("bench".into()),

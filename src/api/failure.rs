@@ -53,6 +53,12 @@ pub enum Failure {
         current: State,
         allowed: &'static [State],
     },
+    /// The instance is locked and the caller is not staff.
+    #[error("the instance is locked")]
+    Locked { operation: Operation },
+    /// Someone else's lock.
+    #[error("the instance was locked by someone else")]
+    LockHeld,
     #[error("If-Match expected version {expected}, the current version is {actual}")]
     VersionMismatch { expected: u64, actual: u64 },
     #[error("request body exceeds {limit} bytes")]
@@ -150,6 +156,10 @@ impl From<ServiceError> for Failure {
             },
             ServiceError::Domain(DomainError::NotFound) => Failure::NotFound("instance".into()),
             ServiceError::Domain(DomainError::NoSuchGrant) => Failure::NotFound("grant".into()),
+            ServiceError::Domain(DomainError::Locked { operation }) => {
+                Failure::Locked { operation }
+            }
+            ServiceError::Domain(DomainError::LockHeld) => Failure::LockHeld,
             ServiceError::UsernameTaken(name) => {
                 Failure::Taken(format!("the username {name:?} is taken"))
             }

@@ -92,6 +92,7 @@ impl<S: Surface> Ctx<S> {
                 .idempotency_key
                 .clone()
                 .map(|k| IdempotencyKey::new(k, &self.method, &self.path, body)),
+            staff: self.principal.staff,
         }
     }
 
@@ -355,6 +356,15 @@ impl<S: Surface> Act<S> {
     ) -> Result<crate::service::Reply, S::Error> {
         self.write(crate::service::WriteCommand::Instance { id, commands })
             .await
+    }
+
+    /// Who a lock this caller sets (or lifts) belongs to.
+    pub fn lock_holder(&self) -> crate::domain::instance::LockHolder {
+        if self.ctx.principal.staff {
+            crate::domain::instance::LockHolder::Admin
+        } else {
+            crate::domain::instance::LockHolder::Owner
+        }
     }
 
     /// Prepares and submits a new instance as the caller asks for it.

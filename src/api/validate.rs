@@ -89,6 +89,37 @@ pub fn tags(tags: &BTreeMap<String, String>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Attributes: at most [`limits::ATTRIBUTES`], keys and values bounded like tags.
+pub fn attributes(attributes: &BTreeMap<String, String>) -> Result<(), Failure> {
+    if attributes.len() > limits::ATTRIBUTES {
+        return Err(invalid(
+            "attributes",
+            format!("at most {} attributes are allowed", limits::ATTRIBUTES),
+        ));
+    }
+    for (k, v) in attributes {
+        if k.is_empty() || k.len() > limits::TAG_KEY_BYTES || k.chars().any(char::is_control) {
+            return Err(invalid(
+                "attributes",
+                format!(
+                    "key {k:?} must be 1 to {} printable characters",
+                    limits::TAG_KEY_BYTES
+                ),
+            ));
+        }
+        if v.len() > limits::TAG_VALUE_BYTES {
+            return Err(invalid(
+                "attributes",
+                format!(
+                    "value of {k:?} must be at most {} bytes",
+                    limits::TAG_VALUE_BYTES
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn security_groups(groups: &[String]) -> Result<Vec<String>, Failure> {
     let mut out = Vec::with_capacity(groups.len());
     for g in groups {

@@ -19,4 +19,10 @@ pub enum DomainError {
     /// Removing a grant, owner or token that is not there.
     #[error("no such grant")]
     NoSuchGrant,
+    /// The instance is locked: only staff may do this now.
+    #[error("the instance is locked")]
+    Locked { operation: Operation },
+    /// The lock belongs to another kind of holder.
+    #[error("the instance was locked by someone else")]
+    LockHeld,
 }

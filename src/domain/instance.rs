@@ -42,6 +42,24 @@ pub struct Spec {
     /// The private address on the first network, assigned at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<String>,
+    /// Free-form attributes a surface keeps with the instance (Mogan's `extra`, EC2's
+    /// shutdown behaviour...). Not indexed, unlike tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// The principal that created it (its id, or `admin`), as dialects show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+/// Who locked an instance: a locked instance refuses power and delete operations to all
+/// but staff, and only the same kind of holder may unlock it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LockHolder {
+    /// A member of the instance's project (or its customer's owner).
+    Owner,
+    /// Staff.
+    Admin,
 }
 
 /// A partial update; `None` leaves a field alone. For the optional text fields,
@@ -64,6 +82,15 @@ pub struct Patch {
     pub description: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// Replaces the attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, String>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_or_null"
+    )]
+    pub user_data: Option<Option<String>>,
 }
 
 /// Tells an explicit `null` (clear the field) from an absent key (leave it alone).
@@ -105,6 +132,12 @@ pub enum Command {
     Fail {
         reason: String,
     },
+    Lock {
+        by: LockHolder,
+    },
+    Unlock {
+        by: LockHolder,
+    },
 }
 
 impl Command {
@@ -127,7 +160,24 @@ impl Command {
             Command::Purge => Operation::Purge,
             Command::Complete => Operation::Complete,
             Command::Fail { .. } => Operation::Fail,
+            Command::Lock { .. } => Operation::Lock,
+            Command::Unlock { .. } => Operation::Unlock,
         })
+    }
+
+    /// Whether a lock holds this command back from callers other than staff.
+    pub fn respects_lock(&self) -> bool {
+        matches!(
+            self,
+            Command::Start
+                | Command::Stop { .. }
+                | Command::Reboot { .. }
+                | Command::Resize(_)
+                | Command::RequestResize(_)
+                | Command::Destroy { .. }
+                | Command::Delete { .. }
+                | Command::Purge
+        )
     }
 }
 
@@ -174,6 +224,10 @@ pub enum Event {
         operation: Operation,
         reason: String,
     },
+    Locked {
+        by: LockHolder,
+    },
+    Unlocked {},
 }
 
 impl Event {
@@ -195,6 +249,8 @@ impl Event {
             Event::Recovered {} => "Recovered",
             Event::Purged {} => "Purged",
             Event::Failed { .. } => "Failed",
+            Event::Locked { .. } => "Locked",
+            Event::Unlocked {} => "Unlocked",
         }
     }
 }
@@ -213,6 +269,19 @@ pub struct Instance {
     pub version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set while the instance is locked, to who locked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<LockHolder>,
+}
+
+/// Refuses a command a lock holds back, unless the caller is staff.
+pub fn check_lock(inst: &Instance, command: &Command, staff: bool) -> Result<(), DomainError> {
+    match (inst.locked, command.operation()) {
+        (Some(_), Some(operation)) if !staff && command.respects_lock() => {
+            Err(DomainError::Locked { operation })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check(op: Operation, current: State) -> Result<(), DomainError> {
@@ -273,6 +342,16 @@ pub fn decide(state: Option<&Instance>, command: &Command) -> Result<Vec<Event>,
             operation: inst.pending_operation.unwrap_or(Operation::Complete),
             reason: reason.clone(),
         }],
+        // An owner locking a locked instance changes nothing; staff take a lock over.
+        Command::Lock { by } => match inst.locked {
+            Some(held) if held == *by || *by == LockHolder::Owner => Vec::new(),
+            _ => vec![Event::Locked { by: *by }],
+        },
+        Command::Unlock { by } => match inst.locked {
+            None => Vec::new(),
+            Some(held) if held == *by => vec![Event::Unlocked {}],
+            Some(_) => return Err(DomainError::LockHeld),
+        },
     };
     Ok(events)
 }
@@ -309,6 +388,14 @@ fn effective_patch(inst: &Instance, patch: &Patch) -> Patch {
             .clone()
             .filter(|d| *d != inst.spec.description),
         tags: patch.tags.clone().filter(|t| *t != inst.spec.tags),
+        attributes: patch
+            .attributes
+            .clone()
+            .filter(|a| *a != inst.spec.attributes),
+        user_data: patch
+            .user_data
+            .clone()
+            .filter(|d| *d != inst.spec.user_data),
     }
 }
 
@@ -332,6 +419,7 @@ pub fn evolve(
             version,
             created_at: at,
             updated_at: at,
+            locked: None,
         },
         (Some(inst), _) => inst,
         // A non-creation event on an empty stream cannot be produced by decide; fold it
@@ -409,7 +497,15 @@ pub fn evolve(
             if let Some(tags) = &patch.tags {
                 inst.spec.tags = tags.clone();
             }
+            if let Some(attributes) = &patch.attributes {
+                inst.spec.attributes = attributes.clone();
+            }
+            if let Some(user_data) = &patch.user_data {
+                inst.spec.user_data = user_data.clone();
+            }
         }
+        Event::Locked { by } => inst.locked = Some(*by),
+        Event::Unlocked {} => inst.locked = None,
         Event::Destroyed { .. } => settle(&mut inst, State::Destroyed, PowerState::Off),
         Event::DestroyRequested { purge } => request(
             &mut inst,
@@ -455,6 +551,8 @@ fn placeholder(id: Uuid, version: u64, at: DateTime<Utc>) -> Instance {
             user_data: None,
             tags: BTreeMap::new(),
             ip_address: None,
+            attributes: BTreeMap::new(),
+            created_by: None,
         },
         state: State::Error,
         power_state: PowerState::Off,
@@ -463,6 +561,7 @@ fn placeholder(id: Uuid, version: u64, at: DateTime<Utc>) -> Instance {
         version,
         created_at: at,
         updated_at: at,
+        locked: None,
     }
 }
 

@@ -137,10 +137,12 @@ pub enum Operation {
     Expunge,
     /// Ask a driver to resize the instance (stopped, or running with a reboot).
     RequestResize,
+    Lock,
+    Unlock,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 15] = [
+    pub const ALL: [Operation; 17] = [
         Operation::Start,
         Operation::Stop,
         Operation::ForceStop,
@@ -156,6 +158,8 @@ impl Operation {
         Operation::Delete,
         Operation::Expunge,
         Operation::RequestResize,
+        Operation::Lock,
+        Operation::Unlock,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -175,6 +179,8 @@ impl Operation {
             Operation::Delete => "delete",
             Operation::Expunge => "expunge",
             Operation::RequestResize => "request_resize",
+            Operation::Lock => "lock",
+            Operation::Unlock => "unlock",
         }
     }
 }
@@ -207,6 +213,20 @@ const LIVE: &[State] = &[
     Error,
 ];
 
+/// Every state but purged: a lock may be set or lifted whatever the instance does.
+const LOCKABLE: &[State] = &[
+    Provisioning,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Rebooting,
+    Resizing,
+    Error,
+    Destroyed,
+    Deleting,
+];
+
 /// The native transition table: from which states each operation is legal. The
 /// asynchronous deletion and resize allow the union of what the dialects document; each
 /// dialect narrows them to its own rules.
@@ -224,6 +244,7 @@ pub fn allowed_states(op: Operation) -> &'static [State] {
         Operation::Complete | Operation::Fail => TRANSITIONAL,
         Operation::Delete | Operation::Expunge => LIVE,
         Operation::RequestResize => &[Stopped, Running],
+        Operation::Lock | Operation::Unlock => LOCKABLE,
     }
 }
 

@@ -102,6 +102,7 @@ async fn complete(ledger: Ledger, pending: Pending, failure_rate: f64) -> Pendin
             request_id: Uuid::now_v7().to_string(),
             origin: "driver".into(),
             idempotency: None,
+            staff: false,
         },
         // Completes exactly the request it was told about: if anything happened to the
         // instance since, the newer request brings its own pending entry.

@@ -31,6 +31,8 @@ pub struct RequestMeta {
     pub request_id: String,
     pub origin: String,
     pub idempotency: Option<IdempotencyKey>,
+    /// The caller is staff: locks do not hold it back. Not recorded (the actor is).
+    pub staff: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -79,6 +79,8 @@ pub struct InstanceRequest {
     pub ip_address: Option<String>,
     /// Sizes for a custom flavor.
     pub sizes: Option<Sizes>,
+    /// Free-form attributes the surface keeps with the instance.
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// A catalog reference that must exist and be of the right kind.
@@ -251,6 +253,8 @@ impl Ledger {
                 user_data: req.user_data,
                 tags: req.tags,
                 ip_address,
+                attributes: req.attributes,
+                created_by: None,
             })
         })
         .await

@@ -230,9 +230,15 @@ fn process(
     };
     let decided = match &req.command {
         WriteCommand::CreateInstance(spec) => create_instance(txn, spec, now, &provenance)?,
-        WriteCommand::Instance { id, commands } => {
-            operate(txn, *id, commands, req.expected_version, now, &provenance)?
-        }
+        WriteCommand::Instance { id, commands } => operate(
+            txn,
+            *id,
+            commands,
+            req.expected_version,
+            req.meta.staff,
+            now,
+            &provenance,
+        )?,
         WriteCommand::CreateResource { kind, spec }
             if *kind == catalog::Kind::SecurityGroup
                 && let catalog::Spec::SecurityGroup { name, .. } = spec
@@ -411,6 +417,7 @@ fn create_instance(
             break candidate;
         }
     };
+    spec.created_by = Some(provenance.actor.clone());
     if let Some(network) = spec.network_ids.first().copied() {
         match assign_address(txn, network, spec.ip_address.take())? {
             Ok(address) => spec.ip_address = Some(address),
@@ -483,6 +490,7 @@ fn operate(
     id: Uuid,
     commands: &[instance::Command],
     expected_version: Option<u64>,
+    staff: bool,
     now: DateTime<Utc>,
     provenance: &Provenance,
 ) -> Result<Decided, StoreError> {
@@ -496,6 +504,11 @@ fn operate(
             expected,
             actual: current.version,
         }));
+    }
+    for command in commands {
+        if let Err(e) = instance::check_lock(&current, command, staff) {
+            return Ok(Err(e.into()));
+        }
     }
     Ok(fold(Some(current), id, commands, now, provenance))
 }

@@ -27,6 +27,7 @@ fn meta() -> RequestMeta {
         request_id: "r".into(),
         origin: "native".into(),
         idempotency: None,
+        staff: false,
     }
 }
 
@@ -84,6 +85,8 @@ fn spec(project: Uuid, customer: Uuid) -> instance::Spec {
         user_data: None,
         tags: Default::default(),
         ip_address: None,
+        attributes: Default::default(),
+        created_by: None,
     }
 }
 

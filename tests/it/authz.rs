@@ -448,6 +448,8 @@ async fn authorization_matrix_and_no_leaks() {
         ),
         (Method::POST, "/v1/instances/{id}/recover", None, &OPERATE),
         (Method::POST, "/v1/instances/{id}/purge", None, &OPERATE),
+        (Method::POST, "/v1/instances/{id}/lock", None, &OPERATE),
+        (Method::POST, "/v1/instances/{id}/unlock", None, &OPERATE),
         (
             Method::PUT,
             "/v1/instances/{id}/power",

@@ -410,3 +410,64 @@ async fn catalog_resources_list_page_and_show() {
         .await
         .assert_problem(404, "not_found");
 }
+
+on_each_backend!(#[tokio::test] async fn a_lock_refuses_power_and_deletion_to_members_until_lifted);
+async fn a_lock_refuses_power_and_deletion_to_members_until_lifted() {
+    let s = Server::start(&["--driver-delay-ms", "0"]);
+    let c = Catalog::create(&s).await;
+    let mut body = c.instance("locked-1");
+    body["attributes"] = json!({"owner": "ops"});
+    let created = s.post("/v1/instances", body).await;
+    assert_eq!(created.body["attributes"], json!({"owner": "ops"}));
+    let id = created.id();
+    s.wait_for_state(&id, "running").await;
+    let (member, token) = s.user("lock-member", false).await;
+    let r = s
+        .post(
+            &format!("/v1/projects/{}/members", c.project),
+            json!({"user_id": member, "role": "administrator"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let as_member = |method: Method, path: String| {
+        let req = s.http(method, &path).bearer_auth(&token);
+        Server::send(req)
+    };
+
+    let r = as_member(Method::POST, format!("/v1/instances/{id}/lock")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["locked"], json!(true));
+    assert_eq!(last_type(&s, &id).await, "Locked");
+    let before = s.position().await;
+    for (method, path) in [
+        (Method::POST, format!("/v1/instances/{id}/stop")),
+        (Method::POST, format!("/v1/instances/{id}/reboot")),
+        (Method::DELETE, format!("/v1/instances/{id}")),
+    ] {
+        let r = as_member(method, path.clone()).await;
+        r.assert_problem(409, "locked");
+    }
+    assert_eq!(s.position().await, before, "refused writes append nothing");
+    // Renaming is not held back by a lock.
+    let r = s
+        .http(Method::PATCH, &format!("/v1/instances/{id}"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "still-mine"}));
+    assert_eq!(Server::send(r).await.status, StatusCode::OK);
+
+    // Staff are not held back, and take the lock over: the member can no longer lift it.
+    let r = s.post(&format!("/v1/instances/{id}/lock"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    as_member(Method::POST, format!("/v1/instances/{id}/unlock"))
+        .await
+        .assert_problem(409, "locked");
+    let r = s.post(&format!("/v1/instances/{id}/stop"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    s.wait_for_state(&id, "stopped").await;
+    let r = s
+        .post(&format!("/v1/instances/{id}/unlock"), json!({}))
+        .await;
+    assert_eq!(r.body["locked"], json!(false));
+    let r = as_member(Method::POST, format!("/v1/instances/{id}/start")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+}

@@ -22,6 +22,7 @@ fn meta() -> RequestMeta {
         request_id: "r".into(),
         origin: "native".into(),
         idempotency: None,
+        staff: false,
     }
 }
 
@@ -55,6 +56,8 @@ fn spec(project: Uuid, customer: Uuid, flavor: Uuid, image: Uuid) -> instance::S
         user_data: None,
         tags: Default::default(),
         ip_address: None,
+        attributes: Default::default(),
+        created_by: None,
     }
 }
 

@@ -111,6 +111,25 @@ pub async fn recover(act: Act) -> Result<HttpResponse, NativeError> {
     act.view(vec![Command::Recover], StatusCode::OK).await
 }
 
+/// Locks an instance: power, resize and deletion are refused (409 `locked`) to all but
+/// staff until it is unlocked. Staff take over an owner's lock.
+#[utoipa::path(post, path = "/v1/instances/{id}/lock", tag = "instances", request_body(content = Option<NoFields>), params(InstancePath, InstanceWriteHeaders),
+    responses((status = 200, description = "Locked", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed)))]
+pub async fn lock(act: Act) -> Result<HttpResponse, NativeError> {
+    let NoFields {} = act.body.json_or_default()?;
+    let by = act.lock_holder();
+    act.view(vec![Command::Lock { by }], StatusCode::OK).await
+}
+
+/// Unlocks an instance; a lock staff set only staff can lift (409 `locked`).
+#[utoipa::path(post, path = "/v1/instances/{id}/unlock", tag = "instances", request_body(content = Option<NoFields>), params(InstancePath, InstanceWriteHeaders),
+    responses((status = 200, description = "Unlocked", body = InstanceView, headers(("ETag" = String))), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed)))]
+pub async fn unlock(act: Act) -> Result<HttpResponse, NativeError> {
+    let NoFields {} = act.body.json_or_default()?;
+    let by = act.lock_holder();
+    act.view(vec![Command::Unlock { by }], StatusCode::OK).await
+}
+
 /// Purges a destroyed instance: gone from views, kept in history.
 #[utoipa::path(post, path = "/v1/instances/{id}/purge", tag = "instances", request_body(content = Option<NoFields>), params(InstancePath, InstanceWriteHeaders),
     responses((status = 204, description = "Purged"), (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType), (status = 404, response = NotFound), (status = 409, response = Conflict), (status = 410, response = Gone), (status = 412, response = PreconditionFailed), (status = 422, response = Unprocessable)))]

@@ -51,6 +51,9 @@ pub struct CreateBody {
     vcpus: Option<u32>,
     /// Memory in MB, for a custom flavor (with `vcpus`).
     memory_mb: Option<u64>,
+    /// Free-form attributes, not indexed (unlike tags).
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
 }
 
 /// The sizes a body asks for a custom flavor: both or neither.
@@ -74,6 +77,8 @@ pub struct PatchBody {
     #[serde(default, deserialize_with = "instance::present_or_null")]
     description: Option<Option<String>>,
     tags: Option<BTreeMap<String, String>>,
+    /// Replaces the attributes.
+    attributes: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +137,7 @@ fn text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, 
 pub async fn create(act: Act) -> Result<HttpResponse, NativeError> {
     let b: CreateBody = act.body.json()?;
     validate::tags(&b.tags)?;
+    validate::attributes(&b.attributes)?;
     let request = InstanceRequest {
         name: validate::name("name", &b.name)?,
         hostname: b.hostname.as_deref().map(validate::hostname).transpose()?,
@@ -155,6 +161,7 @@ pub async fn create(act: Act) -> Result<HttpResponse, NativeError> {
         tags: b.tags,
         ip_address: b.ip_address,
         sizes: sizes(b.vcpus, b.memory_mb)?,
+        attributes: b.attributes,
     };
     let reply = act.create_instance(request).await?;
     let view = view_of(&reply)?;
@@ -266,14 +273,19 @@ pub async fn patch(act: Act) -> Result<HttpResponse, NativeError> {
             .map(|d| text("description", d.as_deref(), limits::DESCRIPTION_BYTES))
             .transpose()?,
         tags: b.tags,
+        attributes: b.attributes,
+        ..Patch::default()
     };
     if let Some(tags) = &patch.tags {
         validate::tags(tags)?;
     }
+    if let Some(attributes) = &patch.attributes {
+        validate::attributes(attributes)?;
+    }
     if patch == Patch::default() {
         return Err(Failure::bad_request(
             Input::InvalidBody,
-            "name, hostname, description or tags is required",
+            "name, hostname, description, tags or attributes is required",
         )
         .into());
     }

@@ -39,8 +39,8 @@ pub struct Forbidden(Problem);
 pub struct NotFound(Problem);
 
 /// The operation is illegal in the instance's state (`code`: `invalid_transition`, with
-/// `operation`, `current_state` and `allowed_states`), or a uniqueness rule refused it
-/// (`code`: `conflict`, e.g. a username in use).
+/// `operation`, `current_state` and `allowed_states`), the instance is locked (`code`:
+/// `locked`), or a uniqueness rule refused it (`code`: `conflict`, e.g. a username in use).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 #[allow(dead_code)] // the field only carries the schema into the document
@@ -215,7 +215,7 @@ fn forbiddable(action: Action) -> bool {
         ops::healthz, ops::readyz, ops::metrics, ops::openapi_json,
         instances::create, instances::list, instances::show, instances::patch, instances::destroy,
         actions::start, actions::stop, actions::reboot, actions::resize, actions::recover,
-        actions::purge, actions::complete, actions::fail, actions::power, actions::set_power, instances::events,
+        actions::purge, actions::lock, actions::unlock, actions::complete, actions::fail, actions::power, actions::set_power, instances::events,
         events::feed, events::stream, events::head, events::digest,
         history::diff, history::fleet_changes,
         identity::me, identity::create_user, identity::list_users, identity::show_user,

@@ -29,6 +29,7 @@ pub enum ProblemCode {
     MethodNotAllowed,
     Gone,
     InvalidTransition,
+    Locked,
     VersionMismatch,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -55,6 +56,7 @@ impl ProblemCode {
             ProblemCode::MethodNotAllowed => "method_not_allowed",
             ProblemCode::Gone => "gone",
             ProblemCode::InvalidTransition => "invalid_transition",
+            ProblemCode::Locked => "locked",
             ProblemCode::VersionMismatch => "version_mismatch",
             ProblemCode::PayloadTooLarge => "payload_too_large",
             ProblemCode::UnsupportedMediaType => "unsupported_media_type",
@@ -137,6 +139,7 @@ pub fn code(f: &Failure) -> ProblemCode {
         Failure::MethodNotAllowed => ProblemCode::MethodNotAllowed,
         Failure::Gone => ProblemCode::Gone,
         Failure::InvalidTransition { .. } => ProblemCode::InvalidTransition,
+        Failure::Locked { .. } | Failure::LockHeld => ProblemCode::Locked,
         Failure::VersionMismatch { .. } => ProblemCode::VersionMismatch,
         Failure::PayloadTooLarge { .. } => ProblemCode::PayloadTooLarge,
         Failure::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
@@ -166,6 +169,7 @@ fn title(f: &Failure) -> &'static str {
         Failure::MethodNotAllowed => "Method not allowed",
         Failure::Gone => "Gone",
         Failure::InvalidTransition { .. } => "Invalid state transition",
+        Failure::Locked { .. } | Failure::LockHeld => "Locked",
         Failure::VersionMismatch { .. } => "Version mismatch",
         Failure::PayloadTooLarge { .. } => "Payload too large",
         Failure::UnsupportedMediaType => "Unsupported media type",
@@ -192,7 +196,9 @@ pub fn status(f: &Failure) -> StatusCode {
         Failure::Taken(_) => StatusCode::CONFLICT,
         Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Failure::Gone => StatusCode::GONE,
-        Failure::InvalidTransition { .. } => StatusCode::CONFLICT,
+        Failure::InvalidTransition { .. } | Failure::Locked { .. } | Failure::LockHeld => {
+            StatusCode::CONFLICT
+        }
         Failure::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
         Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Failure::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -244,6 +250,7 @@ pub fn problem(f: &Failure) -> Problem {
         field: None,
     };
     match f {
+        Failure::Locked { operation } => p.operation = Some(*operation),
         Failure::InvalidTransition {
             operation,
             current,

@@ -68,6 +68,8 @@ pub fn table() -> Vec<RouteDef> {
         POST "/v1/instances/{id}/resize" => a::resize, OperateInstance, Instance;
         POST "/v1/instances/{id}/recover" => a::recover, OperateInstance, Instance;
         POST "/v1/instances/{id}/purge" => a::purge, OperateInstance, Instance;
+        POST "/v1/instances/{id}/lock" => a::lock, OperateInstance, Instance;
+        POST "/v1/instances/{id}/unlock" => a::unlock, OperateInstance, Instance;
         POST "/v1/instances/{id}/complete" => a::complete, CompleteInstance, Instance;
         POST "/v1/instances/{id}/fail" => a::fail, CompleteInstance, Instance;
         GET "/v1/instances/{id}/power" => a::power, ReadInstance, Instance;

@@ -34,6 +34,8 @@ fn spec() -> Spec {
         user_data: None,
         tags: BTreeMap::new(),
         ip_address: None,
+        attributes: Default::default(),
+        created_by: None,
     }
 }
 
@@ -84,6 +86,12 @@ fn every_command() -> Vec<Command> {
         Command::Complete,
         Command::Fail {
             reason: "boom".into(),
+        },
+        Command::Lock {
+            by: LockHolder::Owner,
+        },
+        Command::Lock {
+            by: LockHolder::Admin,
         },
     ]
 }
@@ -150,6 +158,21 @@ fn expected(command: &Command, from: State) -> Option<State> {
             (Resizing, Error),
             (Deleting, Error),
         ],
+        // Locking never moves the state; `in_state` leaves every instance unlocked.
+        Command::Lock { .. } => &[
+            (Provisioning, Provisioning),
+            (Starting, Starting),
+            (Running, Running),
+            (Stopping, Stopping),
+            (Stopped, Stopped),
+            (Rebooting, Rebooting),
+            (Resizing, Resizing),
+            (Error, Error),
+            (Destroyed, Destroyed),
+            (Deleting, Deleting),
+        ],
+        // Unlocking an unlocked instance emits nothing, so it is tested on its own below.
+        Command::Unlock { .. } => &[],
     };
     table.iter().find(|(f, _)| *f == from).map(|(_, to)| *to)
 }
@@ -297,6 +320,71 @@ fn a_requested_deletion_ends_destroyed_or_purged_and_a_running_resize_comes_back
     assert_eq!(inst.spec.sizing, sizing(5));
 }
 
+#[test]
+fn a_lock_holds_back_power_and_deletion_from_all_but_staff_and_only_its_kind_lifts_it() {
+    let inst = in_state(Running);
+    let lock = |inst: &Instance, by| {
+        let mut inst = inst.clone();
+        for e in decide(Some(&inst), &Command::Lock { by }).expect("lockable") {
+            let version = inst.version + 1;
+            inst = evolve(Some(inst), inst_id(), &e, version, at(1));
+        }
+        inst
+    };
+    let locked = lock(&inst, LockHolder::Owner);
+    assert_eq!(locked.locked, Some(LockHolder::Owner));
+    for command in every_command() {
+        let held = check_lock(&locked, &command, false);
+        assert_eq!(held.is_err(), command.respects_lock(), "{command:?}");
+        assert_eq!(check_lock(&locked, &command, true), Ok(()), "{command:?}");
+        assert_eq!(check_lock(&inst, &command, false), Ok(()), "{command:?}");
+    }
+    // Locking again as the owner is a no-op; staff take the lock over.
+    assert_eq!(
+        decide(
+            Some(&locked),
+            &Command::Lock {
+                by: LockHolder::Owner
+            }
+        ),
+        Ok(vec![])
+    );
+    let taken = lock(&locked, LockHolder::Admin);
+    assert_eq!(taken.locked, Some(LockHolder::Admin));
+    assert_eq!(
+        decide(
+            Some(&taken),
+            &Command::Unlock {
+                by: LockHolder::Owner
+            }
+        ),
+        Err(DomainError::LockHeld)
+    );
+    assert_eq!(
+        decide(
+            Some(&taken),
+            &Command::Unlock {
+                by: LockHolder::Admin
+            }
+        ),
+        Ok(vec![Event::Unlocked {}])
+    );
+    // Unlocking what is not locked changes nothing, in every state that has a lock.
+    for from in State::ALL {
+        let result = decide(
+            Some(&in_state(from)),
+            &Command::Unlock {
+                by: LockHolder::Owner,
+            },
+        );
+        if from == Purged {
+            assert!(result.is_err(), "purged instances have no lock");
+        } else {
+            assert_eq!(result, Ok(vec![]), "{from}");
+        }
+    }
+}
+
 fn inst_id() -> Uuid {
     Uuid::from_u128(9)
 }
@@ -346,6 +434,10 @@ fn arb_command() -> impl Strategy<Value = Command> {
         Just(Command::Complete),
         Just(Command::Complete),
         Just(Command::Fail { reason: "r".into() }),
+        prop_oneof![Just(LockHolder::Owner), Just(LockHolder::Admin)]
+            .prop_map(|by| Command::Lock { by }),
+        prop_oneof![Just(LockHolder::Owner), Just(LockHolder::Admin)]
+            .prop_map(|by| Command::Unlock { by }),
     ]
 }
 
