@@ -272,6 +272,20 @@ pub struct Instance {
     /// Set while the instance is locked, to who locked it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked: Option<LockHolder>,
+    /// When provisioning first completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<DateTime<Utc>>,
+    /// The last failure a driver reported, kept until the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+}
+
+/// A failure a driver reported: what it was doing, why it failed, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
+pub struct Fault {
+    pub operation: Operation,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Refuses a command a lock holds back, unless the caller is staff.
@@ -420,6 +434,8 @@ pub fn evolve(
             created_at: at,
             updated_at: at,
             locked: None,
+            launched_at: None,
+            fault: None,
         },
         (Some(inst), _) => inst,
         // A non-creation event on an empty stream cannot be produced by decide; fold it
@@ -441,9 +457,11 @@ pub fn evolve(
     };
     match event {
         Event::Created(_) => {}
-        Event::Provisioned {} | Event::Started {} | Event::Rebooted {} => {
+        Event::Provisioned {} => {
+            inst.launched_at.get_or_insert(at);
             settle(&mut inst, State::Running, PowerState::On)
         }
+        Event::Started {} | Event::Rebooted {} => settle(&mut inst, State::Running, PowerState::On),
         Event::StartRequested {} => request(
             &mut inst,
             State::Starting,
@@ -519,7 +537,12 @@ pub fn evolve(
         ),
         Event::Recovered {} => settle(&mut inst, State::Stopped, PowerState::Off),
         Event::Purged {} => settle(&mut inst, State::Purged, PowerState::Off),
-        Event::Failed { .. } => {
+        Event::Failed { operation, reason } => {
+            inst.fault = Some(Fault {
+                operation: *operation,
+                reason: reason.clone(),
+                at,
+            });
             let power = inst.power_state;
             settle(&mut inst, State::Error, power)
         }
@@ -562,6 +585,8 @@ fn placeholder(id: Uuid, version: u64, at: DateTime<Utc>) -> Instance {
         created_at: at,
         updated_at: at,
         locked: None,
+        launched_at: None,
+        fault: None,
     }
 }
 

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::catalog::{Resource, Spec};
-use crate::domain::instance::Instance;
+use crate::domain::instance::{Fault, Instance};
 use crate::domain::lifecycle::{PowerState, State, TargetPower};
 
 /// The instance view of the native API.
@@ -40,6 +40,10 @@ pub struct InstanceView {
     pub target_power_state: Option<TargetPower>,
     /// Locked instances refuse power and delete operations to all but staff.
     pub locked: bool,
+    /// When provisioning first completed.
+    pub launched_at: Option<DateTime<Utc>>,
+    /// The last failure a driver reported.
+    pub fault: Option<Fault>,
     pub version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -72,6 +76,8 @@ impl From<&Instance> for InstanceView {
             power_state: i.power_state,
             target_power_state: i.target_power_state,
             locked: i.locked.is_some(),
+            launched_at: i.launched_at,
+            fault: i.fault.clone(),
             version: i.version,
             created_at: i.created_at,
             updated_at: i.updated_at,

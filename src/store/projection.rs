@@ -19,8 +19,9 @@ use crate::projection::{IndexKey, index};
 /// The version of the projection logic. Bump it whenever the same log would project
 /// differently (new keys, new tables, a changed view): stores built by an older version
 /// are rebuilt at start-up ([`super::ensure_current_projections`]).
-/// 1: up to the restructuring; 2: resource name keys, address keys.
-pub const VERSION: u32 = 2;
+/// 1: up to the restructuring; 2: resource name keys, address keys; 3: launch time and
+/// last fault in the instance state.
+pub const VERSION: u32 = 3;
 
 pub(crate) trait ProjectionTables {
     fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;

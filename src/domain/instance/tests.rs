@@ -385,6 +385,40 @@ fn a_lock_holds_back_power_and_deletion_from_all_but_staff_and_only_its_kind_lif
     }
 }
 
+#[test]
+fn the_first_provisioning_sets_the_launch_time_and_a_failure_is_kept_as_the_fault() {
+    let inst = created();
+    assert_eq!((inst.launched_at, inst.fault.clone()), (None, None));
+    let running = evolve(Some(inst), inst_id(), &Event::Provisioned {}, 2, at(3));
+    assert_eq!(running.launched_at, Some(at(3)));
+    let rebooting = evolve(
+        Some(running),
+        inst_id(),
+        &Event::RebootRequested { soft: false },
+        3,
+        at(4),
+    );
+    let failed = evolve(
+        Some(rebooting),
+        inst_id(),
+        &Event::Failed {
+            operation: Operation::Reboot,
+            reason: "no power".into(),
+        },
+        4,
+        at(5),
+    );
+    assert_eq!(failed.launched_at, Some(at(3)), "the launch time stays");
+    assert_eq!(
+        failed.fault,
+        Some(Fault {
+            operation: Operation::Reboot,
+            reason: "no power".into(),
+            at: at(5)
+        })
+    );
+}
+
 fn inst_id() -> Uuid {
     Uuid::from_u128(9)
 }
