@@ -6,10 +6,13 @@
 //! Shared here: the request context and bounded body ([`request`]), token authentication
 //! ([`auth`]), field validation ([`validate`]), the neutral [`Failure`] and the rendering
 //! contract ([`surface`]), and per-request telemetry. The wings: [`native`] (`/v1` and the
-//! operational endpoints) and the vendor dialects: [`nodeconductor`] (seed 000).
+//! operational endpoints) and the vendor dialects: [`nodeconductor`] (seed 000) and [`mogan`]
+//! (seed 001).
 
 pub mod auth;
+pub mod body_schema;
 pub mod failure;
+pub mod mogan;
 pub mod native;
 pub mod nodeconductor;
 pub mod openapi;
@@ -36,6 +39,7 @@ pub struct AppState {
 /// Every route of the server; the binary and the tests build the app through this.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     nodeconductor::configure(cfg);
+    mogan::configure(cfg);
     native::configure(cfg);
 }
 

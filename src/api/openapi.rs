@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use actix_web::http::Method;
 use utoipa::OpenApi;
 
-use super::{native, nodeconductor};
+use super::{mogan, native, nodeconductor};
 
 /// The document, serialized once.
 pub fn json() -> &'static str {
@@ -15,8 +15,13 @@ pub fn json() -> &'static str {
     DOC.get_or_init(|| {
         let mut doc = native::openapi::ApiDoc::openapi();
         doc.merge(nodeconductor::openapi::Doc::openapi());
-        doc.to_json()
-            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        doc.merge(mogan::openapi::Doc::openapi());
+        let mut value = match serde_json::to_value(&doc) {
+            Ok(v) => v,
+            Err(e) => return format!("{{\"error\":\"{e}\"}}"),
+        };
+        mogan::openapi::adjust(&mut value);
+        value.to_string()
     })
 }
 
@@ -26,8 +31,16 @@ pub fn served_routes() -> Vec<(Method, String)> {
         .into_iter()
         .map(|r| (r.method, r.path.to_string()))
         .collect();
-    #[allow(clippy::single_element_loop)] // every dialect joins this list
-    for (mount, table) in [(nodeconductor::MOUNT, nodeconductor::routes())] {
+    out.extend(
+        mogan::public_routes()
+            .into_iter()
+            .map(|r| (r.method, r.path.to_string())),
+    );
+    for (mount, table) in [
+        (nodeconductor::MOUNT, nodeconductor::routes()),
+        (mogan::MOUNT, mogan::routes()),
+        (mogan::BARE_MOUNT, mogan::routes()),
+    ] {
         out.extend(
             table
                 .into_iter()

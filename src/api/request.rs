@@ -358,6 +358,27 @@ impl<S: Surface> Act<S> {
             .await
     }
 
+    /// Applies commands to one instance only if it is still at `version`: a surface that
+    /// checked its own preconditions against that version gets a `VersionMismatch`
+    /// instead of a write its rules would have refused.
+    pub async fn operate_at(
+        &self,
+        id: uuid::Uuid,
+        version: u64,
+        commands: Vec<crate::domain::instance::Command>,
+    ) -> Result<crate::service::Reply, S::Error> {
+        let request = crate::service::WriteRequest {
+            command: crate::service::WriteCommand::Instance { id, commands },
+            meta: self.ctx.meta(&self.body.bytes),
+            expected_version: Some(version),
+        };
+        self.state
+            .ledger
+            .submit(request)
+            .await
+            .map_err(|e| S::Error::from(Failure::from(e)))
+    }
+
     /// Who a lock this caller sets (or lifts) belongs to.
     pub fn lock_holder(&self) -> crate::domain::instance::LockHolder {
         if self.ctx.principal.staff {

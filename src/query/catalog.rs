@@ -110,10 +110,7 @@ impl Reader<'_> {
     /// The flavors the caller may use somewhere: unrestricted ones, and those restricted
     /// to a project it can reach (all of them for staff).
     pub fn usable_flavors(&self) -> Result<Vec<Resource>, QueryError> {
-        let mut reachable: Vec<Uuid> = self.caller.project_roles.keys().copied().collect();
-        for customer in &self.caller.owned_customers {
-            reachable.extend(all_with(self.snap, &index::projects_of_key(*customer))?);
-        }
+        let reachable = self.reachable_projects()?;
         let staff = self.caller.staff;
         Ok(self
             .all_resources(Kind::Flavor)?
@@ -125,6 +122,18 @@ impl Reader<'_> {
                 _ => false,
             })
             .collect())
+    }
+
+    /// The projects the caller works in: those it has a role in and those of the
+    /// customers it owns (staff reach every project but belong to none).
+    pub fn reachable_projects(&self) -> Result<Vec<Uuid>, QueryError> {
+        let mut reachable: Vec<Uuid> = self.caller.project_roles.keys().copied().collect();
+        for customer in &self.caller.owned_customers {
+            reachable.extend(all_with(self.snap, &index::projects_of_key(*customer))?);
+        }
+        reachable.sort();
+        reachable.dedup();
+        Ok(reachable)
     }
 
     /// The SSH keys that are `user`'s own.

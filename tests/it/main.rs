@@ -12,6 +12,7 @@ mod bad_input;
 mod catalog;
 mod durability;
 mod lifecycle;
+mod mogan;
 mod nodeconductor;
 mod openapi;
 mod operability;
