@@ -379,6 +379,24 @@ impl<S: Surface> Act<S> {
             .map_err(|e| S::Error::from(Failure::from(e)))
     }
 
+    /// Prepares and submits `min` to `max` instances as the caller asks for them.
+    pub async fn create_instances(
+        &self,
+        request: crate::service::InstanceRequest,
+        count: (usize, usize),
+    ) -> Result<crate::service::Reply, S::Error> {
+        self.state
+            .ledger
+            .create_instances(
+                &self.ctx.principal,
+                self.ctx.meta(&self.body.bytes),
+                request,
+                count,
+            )
+            .await
+            .map_err(|e| S::Error::from(Failure::from(e)))
+    }
+
     /// Who a lock this caller sets (or lifts) belongs to.
     pub fn lock_holder(&self) -> crate::domain::instance::LockHolder {
         if self.ctx.principal.staff {

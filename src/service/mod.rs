@@ -39,6 +39,13 @@ pub struct RequestMeta {
 pub enum WriteCommand {
     /// The writer assigns the id (uuid v7, so ids sort in commit order) and the short id.
     CreateInstance(Box<instance::Spec>),
+    /// Up to `max` instances of one spec, all or nothing: as many as fit (each needs an
+    /// address on its first network) as long as that is at least `min`.
+    CreateInstances {
+        spec: Box<instance::Spec>,
+        min: usize,
+        max: usize,
+    },
     /// Commands applied in order, all or nothing (e.g. destroy then purge).
     Instance {
         id: Uuid,
@@ -75,6 +82,8 @@ pub struct WriteRequest {
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Instance(Box<Instance>),
+    /// The instances one request created, in creation order.
+    Instances(Vec<Instance>),
     Resource(Resource),
     User(Box<identity::User>),
 }

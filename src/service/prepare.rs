@@ -276,6 +276,28 @@ impl Ledger {
         .await
     }
 
+    /// Prepares one spec and submits the creation of `min` to `max` instances of it in one
+    /// request ([`super::WriteCommand::CreateInstances`]).
+    pub async fn create_instances(
+        &self,
+        caller: &Principal,
+        meta: super::RequestMeta,
+        req: InstanceRequest,
+        (min, max): (usize, usize),
+    ) -> Result<super::Reply, ServiceError> {
+        let spec = self.prepare_instance(caller, req).await?;
+        self.submit(super::WriteRequest {
+            command: super::WriteCommand::CreateInstances {
+                spec: Box::new(spec),
+                min,
+                max,
+            },
+            meta,
+            expected_version: None,
+        })
+        .await
+    }
+
     /// The sizes a resize to `flavor_id` gives the instance (in `project`).
     pub async fn flavor_sizing(
         &self,

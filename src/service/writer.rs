@@ -2,6 +2,7 @@
 //! state inside one write transaction, appends and projects, commits once (one fsync for
 //! the whole batch) and only then answers every waiting request.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -184,9 +185,12 @@ fn notify_driver(pending: &mpsc::UnboundedSender<Pending>, reply: &Reply) {
     if reply.replayed {
         return;
     }
-    if let Outcome::Instance(inst) = &reply.outcome
-        && inst.state.is_transitional()
-    {
+    let instances = match &reply.outcome {
+        Outcome::Instance(inst) => std::slice::from_ref(&**inst),
+        Outcome::Instances(all) => all.as_slice(),
+        _ => &[],
+    };
+    for inst in instances.iter().filter(|i| i.state.is_transitional()) {
         let _ = pending.send(Pending {
             id: inst.id,
             version: inst.version,
@@ -229,7 +233,12 @@ fn process(
         idempotency_key: req.meta.idempotency.as_ref().map(|k| k.key.clone()),
     };
     let decided = match &req.command {
-        WriteCommand::CreateInstance(spec) => create_instance(txn, spec, now, &provenance)?,
+        WriteCommand::CreateInstance(spec) => {
+            create_instance(txn, spec, now, &provenance, &mut Reserved::default())?
+        }
+        WriteCommand::CreateInstances { spec, min, max } => {
+            create_instances(txn, spec, (*min, *max), now, &provenance)?
+        }
         WriteCommand::Instance { id, commands } => operate(
             txn,
             *id,
@@ -403,29 +412,75 @@ fn user_change(
     }
 }
 
+/// What earlier creations of the same request took, which the store cannot see yet
+/// (their events are appended together, after all are decided).
+#[derive(Default)]
+struct Reserved {
+    short_ids: HashSet<String>,
+    addresses: HashSet<(Uuid, String)>,
+}
+
 fn create_instance(
     txn: &mut dyn WriteTxn,
     spec: &instance::Spec,
     now: DateTime<Utc>,
     provenance: &Provenance,
+    reserved: &mut Reserved,
 ) -> Result<Decided, StoreError> {
     let id = Uuid::now_v7();
     let mut spec = spec.clone();
     spec.short_id = loop {
         let candidate = short_id::from_random(rand::random());
-        if !txn.short_id_taken(&candidate)? {
+        if !reserved.short_ids.contains(&candidate) && !txn.short_id_taken(&candidate)? {
             break candidate;
         }
     };
+    reserved.short_ids.insert(spec.short_id.clone());
     spec.created_by = Some(provenance.actor.clone());
     if let Some(network) = spec.network_ids.first().copied() {
-        match assign_address(txn, network, spec.ip_address.take())? {
-            Ok(address) => spec.ip_address = Some(address),
+        match assign_address(txn, network, spec.ip_address.take(), reserved)? {
+            Ok(address) => {
+                reserved.addresses.insert((network, address.clone()));
+                spec.ip_address = Some(address)
+            }
             Err(e) => return Ok(Err(e)),
         }
     }
     let command = instance::Command::Create(Box::new(spec));
     Ok(fold(None, id, &[command], now, provenance))
+}
+
+/// Creates up to `max` instances of `spec`, stopping when an address runs out; fewer than
+/// `min` refuses them all.
+fn create_instances(
+    txn: &mut dyn WriteTxn,
+    spec: &instance::Spec,
+    (min, max): (usize, usize),
+    now: DateTime<Utc>,
+    provenance: &Provenance,
+) -> Result<Decided, StoreError> {
+    let mut reserved = Reserved::default();
+    let mut made = Vec::with_capacity(max);
+    let mut events = Vec::new();
+    for _ in 0..max {
+        match create_instance(txn, spec, now, provenance, &mut reserved)? {
+            Ok((Outcome::Instance(inst), evs)) => {
+                made.push(*inst);
+                events.extend(evs);
+            }
+            Ok(_) => {
+                return Ok(Err(ServiceError::Internal(
+                    "a creation without an instance".into(),
+                )));
+            }
+            Err(ServiceError::Address {
+                problem: AddressProblem::NetworkFull,
+                ..
+            }) if made.len() >= min => break,
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok((Outcome::Instances(made), events)))
 }
 
 /// Random probes before a linear scan: few in a sparse network, bounded in a full one.
@@ -439,11 +494,15 @@ fn assign_address(
     txn: &mut dyn WriteTxn,
     network: Uuid,
     asked: Option<String>,
+    reserved: &Reserved,
 ) -> Result<Result<String, ServiceError>, StoreError> {
     let free = |txn: &mut dyn WriteTxn, address: &str| -> Result<bool, StoreError> {
-        Ok(txn
-            .first_with(&index::address_key(network, address))?
-            .is_none())
+        Ok(
+            !reserved.addresses.contains(&(network, address.to_string()))
+                && txn
+                    .first_with(&index::address_key(network, address))?
+                    .is_none(),
+        )
     };
     if let Some(address) = asked {
         return Ok(if free(txn, &address)? {

@@ -302,3 +302,73 @@ async fn a_failed_commit_is_not_acknowledged_and_makes_the_writer_unhealthy_unti
     drop(ledger);
     writer.join().expect("writer");
 }
+
+#[tokio::test]
+async fn one_request_creates_as_many_instances_as_addresses_allow_at_least_min_or_none() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(RedbStore::open(dir.path()).expect("open"));
+    let (ledger, writer) =
+        Ledger::start(store.clone(), WriterConfig::default(), None).expect("start");
+    let id_of = |r: Result<instance_ledger::service::Reply, ServiceError>| match r {
+        Ok(instance_ledger::service::Reply {
+            outcome: Outcome::Resource(r),
+            ..
+        }) => r.id,
+        other => panic!("{other:?}"),
+    };
+    // A /30 leaves one address for instances (network, gateway, broadcast are taken);
+    // a /29 five.
+    let network = id_of(
+        ledger
+            .submit(resource(
+                Kind::Network,
+                ResourceSpec::Network {
+                    name: "tiny".into(),
+                    cidr: "10.9.0.0/29".into(),
+                },
+            ))
+            .await,
+    );
+    let mut base = spec(
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    base.network_ids = vec![network];
+    let many = |min: usize, max: usize| WriteRequest {
+        command: WriteCommand::CreateInstances {
+            spec: Box::new(base.clone()),
+            min,
+            max,
+        },
+        meta: meta(),
+        expected_version: None,
+    };
+    let head = || store.read().expect("read").head().expect("head").position;
+
+    let before = head();
+    let refused = ledger.submit(many(6, 8)).await;
+    assert!(
+        matches!(refused, Err(ServiceError::Address { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(head(), before, "fewer than min: nothing appended");
+
+    let made = match ledger.submit(many(1, 8)).await {
+        Ok(instance_ledger::service::Reply {
+            outcome: Outcome::Instances(made),
+            ..
+        }) => made,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(made.len(), 5, "as many as the network has addresses");
+    let mut addresses: Vec<_> = made.iter().map(|i| i.spec.ip_address.clone()).collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 5, "each its own address");
+    assert_ne!(made[0].spec.short_id, made[1].spec.short_id);
+    assert_eq!(head(), before + 5, "five creations, one request");
+    drop(ledger);
+    writer.join().expect("writer");
+}
