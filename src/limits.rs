@@ -52,3 +52,7 @@ pub const LISTING_MAX: usize = 100_000;
 
 /// Free-form attributes per instance (keys and values bounded like tags).
 pub const ATTRIBUTES: usize = 50;
+
+/// Most instances one launch request creates (EC2's default per-request ceiling): a
+/// larger `max_count` is capacity the ledger does not have, a larger `min_count` a refusal.
+pub const LAUNCH_MAX: usize = 100;

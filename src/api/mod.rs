@@ -6,12 +6,13 @@
 //! Shared here: the request context and bounded body ([`request`]), token authentication
 //! ([`auth`]), field validation ([`validate`]), the neutral [`Failure`] and the rendering
 //! contract ([`surface`]), and per-request telemetry. The wings: [`native`] (`/v1` and the
-//! operational endpoints) and the vendor dialects: [`nodeconductor`] (seed 000) and [`mogan`]
-//! (seed 001).
+//! operational endpoints) and the vendor dialects: [`nodeconductor`] (seed 000), [`mogan`]
+//! (seed 001) and [`launch_provision`] (seed 003).
 
 pub mod auth;
 pub mod body_schema;
 pub mod failure;
+pub mod launch_provision;
 pub mod mogan;
 pub mod native;
 pub mod nodeconductor;
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod request;
 pub mod surface;
 pub mod telemetry;
+pub mod tenancy;
 pub mod validate;
 pub mod wing;
 
@@ -40,6 +42,7 @@ pub struct AppState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     nodeconductor::configure(cfg);
     mogan::configure(cfg);
+    launch_provision::configure(cfg);
     native::configure(cfg);
 }
 

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use actix_web::http::Method;
 use utoipa::OpenApi;
 
-use super::{mogan, native, nodeconductor};
+use super::{launch_provision, mogan, native, nodeconductor};
 
 /// The document, serialized once.
 pub fn json() -> &'static str {
@@ -16,6 +16,7 @@ pub fn json() -> &'static str {
         let mut doc = native::openapi::ApiDoc::openapi();
         doc.merge(nodeconductor::openapi::Doc::openapi());
         doc.merge(mogan::openapi::Doc::openapi());
+        doc.merge(launch_provision::openapi::Doc::openapi());
         let mut value = match serde_json::to_value(&doc) {
             Ok(v) => v,
             Err(e) => return format!("{{\"error\":\"{e}\"}}"),
@@ -40,6 +41,7 @@ pub fn served_routes() -> Vec<(Method, String)> {
         (nodeconductor::MOUNT, nodeconductor::routes()),
         (mogan::MOUNT, mogan::routes()),
         (mogan::BARE_MOUNT, mogan::routes()),
+        (launch_provision::MOUNT, launch_provision::routes()),
     ] {
         out.extend(
             table

@@ -436,6 +436,10 @@ fn create_instance(
         }
     };
     reserved.short_ids.insert(spec.short_id.clone());
+    // EC2-style surfaces create without a name: the short id is the name then.
+    if spec.name.is_empty() {
+        spec.name = spec.short_id.clone();
+    }
     spec.created_by = Some(provenance.actor.clone());
     if let Some(network) = spec.network_ids.first().copied() {
         match assign_address(txn, network, spec.ip_address.take(), reserved)? {

@@ -11,6 +11,7 @@ mod authz;
 mod bad_input;
 mod catalog;
 mod durability;
+mod launch_provision;
 mod lifecycle;
 mod mogan;
 mod nodeconductor;

@@ -7,9 +7,9 @@ use actix_web::http::StatusCode;
 use uuid::Uuid;
 
 use super::MoganError;
-use crate::authz::{Action, Principal};
-use crate::query::access::{Access, Target};
-use crate::query::{self, Source};
+use crate::api::tenancy::{self, ProjectProblem};
+use crate::authz::Principal;
+use crate::query::Source;
 
 /// The project of this request, checked against what the caller may see.
 pub async fn project(
@@ -17,41 +17,24 @@ pub async fn project(
     caller: &Principal,
     req: &HttpRequest,
 ) -> Result<Uuid, MoganError> {
-    let named = match req.headers().get("x-project-id") {
-        None => None,
-        Some(v) => {
-            let raw = v.to_str().unwrap_or("").trim().to_string();
-            let id = Uuid::try_parse(&raw).map_err(|_| {
-                MoganError::bad_request(format!(
-                    "Invalid X-Project-Id header: {raw:?} is not a project id"
-                ))
-            })?;
-            Some(id)
-        }
-    };
-    query::read(source, caller, move |r| match named {
-        Some(id) => Ok(
-            match r.access(Action::ReadProject, Target::Project(&id.to_string()))? {
-                Access::Allowed | Access::Forbidden => Ok(id),
-                Access::Hidden | Access::Missing => Err(MoganError::client(
-                    StatusCode::FORBIDDEN,
-                    format!("The token is not authorized for project {}", id.simple()),
-                )),
-            },
-        ),
-        None => {
-            let projects = r.reachable_projects()?;
-            Ok(match projects.as_slice() {
-                [only] => Ok(*only),
-                [] => Err(MoganError::bad_request(
-                    "No project: send X-Project-Id (the caller is in no project)",
-                )),
-                many => Err(MoganError::bad_request(format!(
-                    "No project: send X-Project-Id (the caller is in {} projects)",
-                    many.len()
-                ))),
-            })
-        }
-    })
-    .await?
+    let named = req
+        .headers()
+        .get("x-project-id")
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    match tenancy::project(source, caller, named.as_deref()).await? {
+        Ok(id) => Ok(id),
+        Err(ProjectProblem::Malformed(raw)) => Err(MoganError::bad_request(format!(
+            "Invalid X-Project-Id header: {raw:?} is not a project id"
+        ))),
+        Err(ProjectProblem::NotVisible(id)) => Err(MoganError::client(
+            StatusCode::FORBIDDEN,
+            format!("The token is not authorized for project {}", id.simple()),
+        )),
+        Err(ProjectProblem::NotOne(0)) => Err(MoganError::bad_request(
+            "No project: send X-Project-Id (the caller is in no project)",
+        )),
+        Err(ProjectProblem::NotOne(n)) => Err(MoganError::bad_request(format!(
+            "No project: send X-Project-Id (the caller is in {n} projects)"
+        ))),
+    }
 }
