@@ -179,7 +179,9 @@ impl From<ServiceError> for Failure {
                 flavor: flavor.to_string(),
                 project: project.to_string(),
             },
-            ServiceError::NameTaken { .. } => Failure::Taken(e.to_string()),
+            ServiceError::NameTaken { .. } | ServiceError::HostnameTaken(_) => {
+                Failure::Taken(e.to_string())
+            }
             ServiceError::Forbidden(action) => {
                 Failure::Forbidden(format!("your role does not allow this ({action:?})"))
             }

@@ -7,7 +7,8 @@
 //! ([`auth`]), field validation ([`validate`]), the neutral [`Failure`] and the rendering
 //! contract ([`surface`]), and per-request telemetry. The wings: [`native`] (`/v1` and the
 //! operational endpoints) and the vendor dialects: [`nodeconductor`] (seed 000), [`mogan`]
-//! (seed 001) and [`launch_provision`] (seed 003).
+//! (seed 001) [`launch_provision`] (seed 003) and
+//! [`wakame`] (seed 004).
 
 pub mod auth;
 pub mod body_schema;
@@ -22,6 +23,7 @@ pub mod surface;
 pub mod telemetry;
 pub mod tenancy;
 pub mod validate;
+pub mod wakame;
 pub mod wing;
 
 use actix_web::web;
@@ -36,6 +38,22 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Set by the driver task while it runs; `/readyz` reports it.
     pub driver_running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub dialects: Dialects,
+}
+
+/// What operators tune about the dialects.
+#[derive(Debug, Clone)]
+pub struct Dialects {
+    /// How long Wakame lists an account's terminated instances.
+    pub wakame_terminated: std::time::Duration,
+}
+
+impl Default for Dialects {
+    fn default() -> Dialects {
+        Dialects {
+            wakame_terminated: std::time::Duration::from_secs(900),
+        }
+    }
 }
 
 /// Every route of the server; the binary and the tests build the app through this.
@@ -43,6 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     nodeconductor::configure(cfg);
     mogan::configure(cfg);
     launch_provision::configure(cfg);
+    wakame::configure(cfg);
     native::configure(cfg);
 }
 

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use actix_web::http::Method;
 use utoipa::OpenApi;
 
-use super::{launch_provision, mogan, native, nodeconductor};
+use super::{launch_provision, mogan, native, nodeconductor, wakame};
 
 /// The document, serialized once.
 pub fn json() -> &'static str {
@@ -17,6 +17,7 @@ pub fn json() -> &'static str {
         doc.merge(nodeconductor::openapi::Doc::openapi());
         doc.merge(mogan::openapi::Doc::openapi());
         doc.merge(launch_provision::openapi::Doc::openapi());
+        doc.merge(wakame::openapi::Doc::openapi());
         let mut value = match serde_json::to_value(&doc) {
             Ok(v) => v,
             Err(e) => return format!("{{\"error\":\"{e}\"}}"),
@@ -42,6 +43,7 @@ pub fn served_routes() -> Vec<(Method, String)> {
         (mogan::MOUNT, mogan::routes()),
         (mogan::BARE_MOUNT, mogan::routes()),
         (launch_provision::MOUNT, launch_provision::routes()),
+        (wakame::MOUNT, wakame::routes()),
     ] {
         out.extend(
             table

@@ -91,17 +91,29 @@ pub fn address_key(network: Uuid, address: &str) -> IndexKey {
     key(&["address", &network.to_string(), address])
 }
 
-/// The keys that make an instance's claims unique while it is not purged: its address on
-/// its first network. Kept current only (no history), unlike the filter keys.
+/// An instance holding a host name in its customer (a lease that lapses when the instance
+/// is destroyed).
+pub fn hostname_key(customer: Uuid, hostname: &str) -> IndexKey {
+    key(&["hostname_of", &customer.to_string(), hostname])
+}
+
+/// The keys that make an instance's claims unique: its address on its first network
+/// while it is not purged, and its host name in its customer while it is live. Kept
+/// current only (no history), unlike the filter keys.
 pub fn instance_unique_keys(inst: &Instance) -> Vec<IndexKey> {
     if inst.state == State::Purged {
         return Vec::new();
     }
     let s = &inst.spec;
-    match (s.network_ids.first(), &s.ip_address) {
-        (Some(network), Some(address)) => vec![address_key(*network, address)],
-        _ => Vec::new(),
+    let mut keys = Vec::new();
+    if let (Some(network), Some(address)) = (s.network_ids.first(), &s.ip_address) {
+        keys.push(address_key(*network, address));
     }
+    if let Some(hostname) = s.hostname.as_deref().filter(|_| inst.state.is_live()) {
+        keys.push(hostname_key(s.customer_id, hostname));
+    }
+    keys.sort();
+    keys
 }
 
 /// The key that lists the resources of one catalog kind.

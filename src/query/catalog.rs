@@ -136,6 +136,19 @@ impl Reader<'_> {
         Ok(reachable)
     }
 
+    /// The projects of a customer the caller may see, in creation order.
+    pub fn projects_of(&self, customer: Uuid) -> Result<Vec<Resource>, QueryError> {
+        let mut out = Vec::new();
+        for id in all_with(self.snap, &index::projects_of_key(customer))? {
+            if let Some(r) = self.snap.resource(id)?
+                && self.may_read(&r)
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     /// The SSH keys that are `user`'s own.
     pub fn ssh_keys_of(&self, user: Option<Uuid>) -> Result<Vec<Resource>, QueryError> {
         Ok(self

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// the history pages they touch are cached; size it to the memory you can spare.
     #[arg(long, env = "LEDGER_CACHE_MB", default_value_t = crate::store::redb::DEFAULT_CACHE_MB, value_parser = clap::value_parser!(u64).range(16..))]
     pub cache_mb: u64,
+    /// How long the Wakame dialect keeps listing an account's terminated instances (its
+    /// `recent_terminated_instance_period`).
+    #[arg(long, env = "LEDGER_WAKAME_TERMINATED_SECS", default_value_t = 900)]
+    pub wakame_terminated_secs: u64,
 }
 
 #[derive(Debug, Args)]

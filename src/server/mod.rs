@@ -146,6 +146,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokens: Tokens::new(&token),
         metrics: Some(handle),
         driver_running,
+        dialects: api::Dialects {
+            wakame_terminated: Duration::from_secs(args.wakame_terminated_secs),
+        },
     });
     let mut server = HttpServer::new(move || {
         App::new()

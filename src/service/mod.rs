@@ -45,6 +45,9 @@ pub enum WriteCommand {
         spec: Box<instance::Spec>,
         min: usize,
         max: usize,
+        /// The host name is a lease unique among the customer's live instances; without
+        /// one, the short id (without `i-`) is the host name.
+        hostname_lease: bool,
     },
     /// Commands applied in order, all or nothing (e.g. destroy then purge).
     Instance {
@@ -146,6 +149,9 @@ pub enum ServiceError {
     /// A name that must be unique among resources of its kind is in use.
     #[error("a {} named {name:?} exists", kind.as_str())]
     NameTaken { kind: Kind, name: String },
+    /// Another live instance of the customer holds the host name.
+    #[error("the host name {0:?} is taken in this customer")]
+    HostnameTaken(String),
     /// A reference in the request names nothing the caller may see.
     #[error("{id} is not a known {}", reference.kind())]
     UnknownReference { reference: Reference, id: Uuid },

@@ -81,6 +81,9 @@ pub struct InstanceRequest {
     pub sizes: Option<Sizes>,
     /// Free-form attributes the surface keeps with the instance.
     pub attributes: BTreeMap<String, String>,
+    /// The host name is a lease unique in the customer (see
+    /// [`super::WriteCommand::CreateInstances`]).
+    pub hostname_lease: bool,
 }
 
 /// A catalog reference that must exist and be of the right kind.
@@ -285,12 +288,14 @@ impl Ledger {
         req: InstanceRequest,
         (min, max): (usize, usize),
     ) -> Result<super::Reply, ServiceError> {
+        let hostname_lease = req.hostname_lease;
         let spec = self.prepare_instance(caller, req).await?;
         self.submit(super::WriteRequest {
             command: super::WriteCommand::CreateInstances {
                 spec: Box::new(spec),
                 min,
                 max,
+                hostname_lease,
             },
             meta,
             expected_version: None,

@@ -234,11 +234,14 @@ fn process(
     };
     let decided = match &req.command {
         WriteCommand::CreateInstance(spec) => {
-            create_instance(txn, spec, now, &provenance, &mut Reserved::default())?
+            create_instance(txn, spec, false, now, &provenance, &mut Reserved::default())?
         }
-        WriteCommand::CreateInstances { spec, min, max } => {
-            create_instances(txn, spec, (*min, *max), now, &provenance)?
-        }
+        WriteCommand::CreateInstances {
+            spec,
+            min,
+            max,
+            hostname_lease,
+        } => create_instances(txn, spec, (*min, *max), *hostname_lease, now, &provenance)?,
         WriteCommand::Instance { id, commands } => operate(
             txn,
             *id,
@@ -418,11 +421,13 @@ fn user_change(
 struct Reserved {
     short_ids: HashSet<String>,
     addresses: HashSet<(Uuid, String)>,
+    hostnames: HashSet<String>,
 }
 
 fn create_instance(
     txn: &mut dyn WriteTxn,
     spec: &instance::Spec,
+    hostname_lease: bool,
     now: DateTime<Utc>,
     provenance: &Provenance,
     reserved: &mut Reserved,
@@ -441,6 +446,20 @@ fn create_instance(
         spec.name = spec.short_id.clone();
     }
     spec.created_by = Some(provenance.actor.clone());
+    if hostname_lease {
+        let hostname = spec
+            .hostname
+            .get_or_insert_with(|| spec.short_id.trim_start_matches("i-").to_string())
+            .clone();
+        if reserved.hostnames.contains(&hostname)
+            || txn
+                .first_with(&index::hostname_key(spec.customer_id, &hostname))?
+                .is_some()
+        {
+            return Ok(Err(ServiceError::HostnameTaken(hostname)));
+        }
+        reserved.hostnames.insert(hostname);
+    }
     if let Some(network) = spec.network_ids.first().copied() {
         match assign_address(txn, network, spec.ip_address.take(), reserved)? {
             Ok(address) => {
@@ -460,6 +479,7 @@ fn create_instances(
     txn: &mut dyn WriteTxn,
     spec: &instance::Spec,
     (min, max): (usize, usize),
+    hostname_lease: bool,
     now: DateTime<Utc>,
     provenance: &Provenance,
 ) -> Result<Decided, StoreError> {
@@ -467,7 +487,7 @@ fn create_instances(
     let mut made = Vec::with_capacity(max);
     let mut events = Vec::new();
     for _ in 0..max {
-        match create_instance(txn, spec, now, provenance, &mut reserved)? {
+        match create_instance(txn, spec, hostname_lease, now, provenance, &mut reserved)? {
             Ok((Outcome::Instance(inst), evs)) => {
                 made.push(*inst);
                 events.extend(evs);

@@ -20,8 +20,8 @@ use crate::projection::{IndexKey, index};
 /// differently (new keys, new tables, a changed view): stores built by an older version
 /// are rebuilt at start-up ([`super::ensure_current_projections`]).
 /// 1: up to the restructuring; 2: resource name keys, address keys; 3: launch time and
-/// last fault in the instance state.
-pub const VERSION: u32 = 3;
+/// last fault in the instance state; 4: host name leases.
+pub const VERSION: u32 = 4;
 
 pub(crate) trait ProjectionTables {
     fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;

@@ -26,3 +26,4 @@ mod service;
 mod store_contract;
 mod structure;
 mod time_travel;
+mod wakame;

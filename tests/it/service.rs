@@ -341,6 +341,7 @@ async fn one_request_creates_as_many_instances_as_addresses_allow_at_least_min_o
             spec: Box::new(base.clone()),
             min,
             max,
+            hostname_lease: false,
         },
         meta: meta(),
         expected_version: None,
@@ -369,6 +370,70 @@ async fn one_request_creates_as_many_instances_as_addresses_allow_at_least_min_o
     assert_eq!(addresses.len(), 5, "each its own address");
     assert_ne!(made[0].spec.short_id, made[1].spec.short_id);
     assert_eq!(head(), before + 5, "five creations, one request");
+    drop(ledger);
+    writer.join().expect("writer");
+}
+
+#[tokio::test]
+async fn a_host_name_lease_is_unique_among_the_customers_live_instances() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(RedbStore::open(dir.path()).expect("open"));
+    let (ledger, writer) =
+        Ledger::start(store.clone(), WriterConfig::default(), None).expect("start");
+    let (customer, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let leased = |customer: Uuid, hostname: Option<&str>, count: usize| {
+        let mut s = spec(Uuid::now_v7(), customer, Uuid::now_v7(), Uuid::now_v7());
+        s.hostname = hostname.map(str::to_string);
+        WriteRequest {
+            command: WriteCommand::CreateInstances {
+                spec: Box::new(s),
+                min: count,
+                max: count,
+                hostname_lease: true,
+            },
+            meta: meta(),
+            expected_version: None,
+        }
+    };
+    let made = |r: Result<instance_ledger::service::Reply, ServiceError>| match r {
+        Ok(instance_ledger::service::Reply {
+            outcome: Outcome::Instances(made),
+            ..
+        }) => made,
+        other => panic!("{other:?}"),
+    };
+    let first = made(ledger.submit(leased(customer, Some("web"), 1)).await);
+    let taken = ledger.submit(leased(customer, Some("web"), 1)).await;
+    assert!(
+        matches!(&taken, Err(ServiceError::HostnameTaken(h)) if h == "web"),
+        "{taken:?}"
+    );
+    made(ledger.submit(leased(other, Some("web"), 1)).await);
+    // Two of one request cannot share one explicit name; without one, each gets its id.
+    assert!(
+        ledger
+            .submit(leased(customer, Some("db"), 2))
+            .await
+            .is_err()
+    );
+    let pair = made(ledger.submit(leased(customer, None, 2)).await);
+    for inst in &pair {
+        assert_eq!(
+            inst.spec.hostname.as_deref(),
+            inst.spec.short_id.strip_prefix("i-")
+        );
+    }
+    // Destroying the holder frees the name.
+    let destroy = WriteRequest {
+        command: WriteCommand::Instance {
+            id: first[0].id,
+            commands: vec![Command::Complete, Command::Destroy { force: true }],
+        },
+        meta: meta(),
+        expected_version: None,
+    };
+    ledger.submit(destroy).await.expect("destroy");
+    made(ledger.submit(leased(customer, Some("web"), 1)).await);
     drop(ledger);
     writer.join().expect("writer");
 }

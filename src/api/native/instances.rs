@@ -162,6 +162,7 @@ pub async fn create(act: Act) -> Result<HttpResponse, NativeError> {
         ip_address: b.ip_address,
         sizes: sizes(b.vcpus, b.memory_mb)?,
         attributes: b.attributes,
+        hostname_lease: false,
     };
     let reply = act.create_instance(request).await?;
     let view = view_of(&reply)?;
