@@ -59,6 +59,9 @@ pub enum Failure {
     /// Someone else's lock.
     #[error("the instance was locked by someone else")]
     LockHeld,
+    /// An ISO is attached already (`attached`), or none is.
+    #[error("{}", if *attached { "an ISO is attached already" } else { "no ISO is attached" })]
+    Iso { attached: bool },
     #[error("If-Match expected version {expected}, the current version is {actual}")]
     VersionMismatch { expected: u64, actual: u64 },
     #[error("request body exceeds {limit} bytes")]
@@ -160,6 +163,8 @@ impl From<ServiceError> for Failure {
                 Failure::Locked { operation }
             }
             ServiceError::Domain(DomainError::LockHeld) => Failure::LockHeld,
+            ServiceError::Domain(DomainError::IsoAttached) => Failure::Iso { attached: true },
+            ServiceError::Domain(DomainError::NoIso) => Failure::Iso { attached: false },
             ServiceError::UsernameTaken(name) => {
                 Failure::Taken(format!("the username {name:?} is taken"))
             }

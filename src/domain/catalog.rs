@@ -24,10 +24,12 @@ pub enum Kind {
     Network,
     SshKey,
     SecurityGroup,
+    /// A CD image instances attach (installers, drivers, tools).
+    Iso,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Customer,
         Kind::Project,
         Kind::Flavor,
@@ -35,6 +37,7 @@ impl Kind {
         Kind::Network,
         Kind::SshKey,
         Kind::SecurityGroup,
+        Kind::Iso,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Kind {
             Kind::Network => "network",
             Kind::SshKey => "ssh_key",
             Kind::SecurityGroup => "security_group",
+            Kind::Iso => "iso",
         }
     }
 }
@@ -92,6 +96,11 @@ pub enum Spec {
         to_port: u16,
         ip_range: String,
     },
+    /// An ISO: bootable ones install systems, the others are attached to running ones.
+    Iso {
+        name: String,
+        bootable: bool,
+    },
     /// Customers and images carry only a name.
     Named {
         name: String,
@@ -113,6 +122,7 @@ pub enum CatalogEvent {
     NetworkCreated(Spec),
     SshKeyCreated(Spec),
     SecurityGroupCreated(Spec),
+    IsoCreated(Spec),
     CustomerOwnerAdded {
         user_id: Uuid,
     },
@@ -139,6 +149,7 @@ impl CatalogEvent {
             Kind::Network => CatalogEvent::NetworkCreated(spec),
             Kind::SshKey => CatalogEvent::SshKeyCreated(spec),
             Kind::SecurityGroup => CatalogEvent::SecurityGroupCreated(spec),
+            Kind::Iso => CatalogEvent::IsoCreated(spec),
         }
     }
 
@@ -155,6 +166,7 @@ impl CatalogEvent {
             CatalogEvent::NetworkCreated(_) => Kind::Network,
             CatalogEvent::SshKeyCreated(_) => Kind::SshKey,
             CatalogEvent::SecurityGroupCreated(_) => Kind::SecurityGroup,
+            CatalogEvent::IsoCreated(_) => Kind::Iso,
         }
     }
 
@@ -167,7 +179,8 @@ impl CatalogEvent {
             | CatalogEvent::ImageCreated(s)
             | CatalogEvent::NetworkCreated(s)
             | CatalogEvent::SshKeyCreated(s)
-            | CatalogEvent::SecurityGroupCreated(s) => Some(s),
+            | CatalogEvent::SecurityGroupCreated(s)
+            | CatalogEvent::IsoCreated(s) => Some(s),
             _ => None,
         }
     }
@@ -181,6 +194,7 @@ impl CatalogEvent {
             CatalogEvent::NetworkCreated(_) => "NetworkCreated",
             CatalogEvent::SshKeyCreated(_) => "SshKeyCreated",
             CatalogEvent::SecurityGroupCreated(_) => "SecurityGroupCreated",
+            CatalogEvent::IsoCreated(_) => "IsoCreated",
             CatalogEvent::CustomerOwnerAdded { .. } => "CustomerOwnerAdded",
             CatalogEvent::CustomerOwnerRemoved { .. } => "CustomerOwnerRemoved",
             CatalogEvent::ProjectMemberAdded { .. } => "ProjectMemberAdded",
@@ -306,6 +320,7 @@ impl Resource {
             | Spec::Network { name, .. }
             | Spec::SshKey { name, .. }
             | Spec::SecurityGroup { name, .. }
+            | Spec::Iso { name, .. }
             | Spec::Named { name } => name,
         }
     }

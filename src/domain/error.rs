@@ -25,4 +25,9 @@ pub enum DomainError {
     /// The lock belongs to another kind of holder.
     #[error("the instance was locked by someone else")]
     LockHeld,
+    /// An ISO is attached already (one at a time).
+    #[error("an ISO is attached already")]
+    IsoAttached,
+    #[error("no ISO is attached")]
+    NoIso,
 }

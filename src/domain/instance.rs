@@ -138,6 +138,25 @@ pub enum Command {
     Unlock {
         by: LockHolder,
     },
+    /// Moves the instance to another network; the writer assigns the address when none
+    /// is given.
+    ChangeNetwork {
+        network_id: Uuid,
+        ip_address: Option<String>,
+    },
+    /// Replaces the instance's SSH key.
+    AssociateSshKey {
+        ssh_key_id: Uuid,
+    },
+    /// Attaches an ISO (one at a time).
+    AttachIso {
+        iso_id: Uuid,
+    },
+    DetachIso,
+    /// A new password for the guest; only its SHA-256 digest enters the log.
+    ResetPassword {
+        digest: String,
+    },
 }
 
 impl Command {
@@ -162,6 +181,11 @@ impl Command {
             Command::Fail { .. } => Operation::Fail,
             Command::Lock { .. } => Operation::Lock,
             Command::Unlock { .. } => Operation::Unlock,
+            Command::ChangeNetwork { .. } => Operation::ChangeNetwork,
+            Command::AssociateSshKey { .. } => Operation::AssociateSshKey,
+            Command::AttachIso { .. } => Operation::AttachIso,
+            Command::DetachIso => Operation::DetachIso,
+            Command::ResetPassword { .. } => Operation::ResetPassword,
         })
     }
 
@@ -228,6 +252,22 @@ pub enum Event {
         by: LockHolder,
     },
     Unlocked {},
+    NetworkChanged {
+        network_id: Uuid,
+        ip_address: Option<String>,
+    },
+    SshKeyAssociated {
+        ssh_key_id: Uuid,
+    },
+    IsoAttached {
+        iso_id: Uuid,
+    },
+    IsoDetached {},
+    /// The SHA-256 (hex) of the new password, so an auditor can check a password
+    /// against the log without the log holding it.
+    PasswordReset {
+        digest: String,
+    },
 }
 
 impl Event {
@@ -251,6 +291,11 @@ impl Event {
             Event::Failed { .. } => "Failed",
             Event::Locked { .. } => "Locked",
             Event::Unlocked {} => "Unlocked",
+            Event::NetworkChanged { .. } => "NetworkChanged",
+            Event::SshKeyAssociated { .. } => "SshKeyAssociated",
+            Event::IsoAttached { .. } => "IsoAttached",
+            Event::IsoDetached {} => "IsoDetached",
+            Event::PasswordReset { .. } => "PasswordReset",
         }
     }
 }
@@ -278,6 +323,9 @@ pub struct Instance {
     /// The last failure a driver reported, kept until the next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
+    /// The ISO attached, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso_id: Option<Uuid>,
 }
 
 /// A failure a driver reported: what it was doing, why it failed, and when.
@@ -366,6 +414,37 @@ pub fn decide(state: Option<&Instance>, command: &Command) -> Result<Vec<Event>,
             Some(held) if held == *by => vec![Event::Unlocked {}],
             Some(_) => return Err(DomainError::LockHeld),
         },
+        Command::ChangeNetwork {
+            network_id,
+            ip_address,
+        } => {
+            if inst.spec.network_ids == [*network_id] && ip_address.is_none() {
+                return Ok(Vec::new());
+            }
+            vec![Event::NetworkChanged {
+                network_id: *network_id,
+                ip_address: ip_address.clone(),
+            }]
+        }
+        Command::AssociateSshKey { ssh_key_id } => {
+            if inst.spec.ssh_key_id == Some(*ssh_key_id) {
+                return Ok(Vec::new());
+            }
+            vec![Event::SshKeyAssociated {
+                ssh_key_id: *ssh_key_id,
+            }]
+        }
+        Command::AttachIso { iso_id } => match inst.iso_id {
+            Some(_) => return Err(DomainError::IsoAttached),
+            None => vec![Event::IsoAttached { iso_id: *iso_id }],
+        },
+        Command::DetachIso => match inst.iso_id {
+            None => return Err(DomainError::NoIso),
+            Some(_) => vec![Event::IsoDetached {}],
+        },
+        Command::ResetPassword { digest } => vec![Event::PasswordReset {
+            digest: digest.clone(),
+        }],
     };
     Ok(events)
 }
@@ -436,6 +515,7 @@ pub fn evolve(
             locked: None,
             launched_at: None,
             fault: None,
+            iso_id: None,
         },
         (Some(inst), _) => inst,
         // A non-creation event on an empty stream cannot be produced by decide; fold it
@@ -524,6 +604,17 @@ pub fn evolve(
         }
         Event::Locked { by } => inst.locked = Some(*by),
         Event::Unlocked {} => inst.locked = None,
+        Event::NetworkChanged {
+            network_id,
+            ip_address,
+        } => {
+            inst.spec.network_ids = vec![*network_id];
+            inst.spec.ip_address = ip_address.clone();
+        }
+        Event::SshKeyAssociated { ssh_key_id } => inst.spec.ssh_key_id = Some(*ssh_key_id),
+        Event::IsoAttached { iso_id } => inst.iso_id = Some(*iso_id),
+        Event::IsoDetached {} => inst.iso_id = None,
+        Event::PasswordReset { .. } => {}
         Event::Destroyed { .. } => settle(&mut inst, State::Destroyed, PowerState::Off),
         Event::DestroyRequested { purge } => request(
             &mut inst,
@@ -587,6 +678,7 @@ fn placeholder(id: Uuid, version: u64, at: DateTime<Utc>) -> Instance {
         locked: None,
         launched_at: None,
         fault: None,
+        iso_id: None,
     }
 }
 

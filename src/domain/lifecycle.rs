@@ -139,10 +139,15 @@ pub enum Operation {
     RequestResize,
     Lock,
     Unlock,
+    ChangeNetwork,
+    AssociateSshKey,
+    AttachIso,
+    DetachIso,
+    ResetPassword,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 17] = [
+    pub const ALL: [Operation; 22] = [
         Operation::Start,
         Operation::Stop,
         Operation::ForceStop,
@@ -160,6 +165,11 @@ impl Operation {
         Operation::RequestResize,
         Operation::Lock,
         Operation::Unlock,
+        Operation::ChangeNetwork,
+        Operation::AssociateSshKey,
+        Operation::AttachIso,
+        Operation::DetachIso,
+        Operation::ResetPassword,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +191,11 @@ impl Operation {
             Operation::RequestResize => "request_resize",
             Operation::Lock => "lock",
             Operation::Unlock => "unlock",
+            Operation::ChangeNetwork => "change_network",
+            Operation::AssociateSshKey => "associate_ssh_key",
+            Operation::AttachIso => "attach_iso",
+            Operation::DetachIso => "detach_iso",
+            Operation::ResetPassword => "reset_password",
         }
     }
 }
@@ -245,6 +260,12 @@ pub fn allowed_states(op: Operation) -> &'static [State] {
         Operation::Delete | Operation::Expunge => LIVE,
         Operation::RequestResize => &[Stopped, Running],
         Operation::Lock | Operation::Unlock => LOCKABLE,
+        // Reconfigurations of a settled instance, running or not.
+        Operation::ChangeNetwork
+        | Operation::AssociateSshKey
+        | Operation::AttachIso
+        | Operation::DetachIso
+        | Operation::ResetPassword => &[Running, Stopped],
     }
 }
 

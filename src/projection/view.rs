@@ -44,6 +44,8 @@ pub struct InstanceView {
     pub launched_at: Option<DateTime<Utc>>,
     /// The last failure a driver reported.
     pub fault: Option<Fault>,
+    /// The ISO attached, if any.
+    pub iso_id: Option<Uuid>,
     pub version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -78,6 +80,7 @@ impl From<&Instance> for InstanceView {
             locked: i.locked.is_some(),
             launched_at: i.launched_at,
             fault: i.fault.clone(),
+            iso_id: i.iso_id,
             version: i.version,
             created_at: i.created_at,
             updated_at: i.updated_at,

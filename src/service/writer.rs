@@ -541,9 +541,10 @@ fn assign_address(
     let cidr = match txn.resource(network)?.map(|r| r.spec) {
         Some(catalog::Spec::Network { cidr, .. }) => cidr,
         _ => {
-            return Ok(Err(ServiceError::Internal(format!(
-                "network {network} has no CIDR"
-            ))));
+            return Ok(Err(ServiceError::UnknownReference {
+                reference: super::Reference::Network,
+                id: network,
+            }));
         }
     };
     let full = || ServiceError::Address {
@@ -593,7 +594,32 @@ fn operate(
             return Ok(Err(e.into()));
         }
     }
-    Ok(fold(Some(current), id, commands, now, provenance))
+    // A move to another network takes an address there, decided here like a creation's.
+    let mut decided = Vec::with_capacity(commands.len());
+    for command in commands {
+        match command {
+            instance::Command::ChangeNetwork {
+                network_id,
+                ip_address,
+            } if current.spec.network_ids != [*network_id] => {
+                let address = match assign_address(
+                    txn,
+                    *network_id,
+                    ip_address.clone(),
+                    &Reserved::default(),
+                )? {
+                    Ok(a) => a,
+                    Err(e) => return Ok(Err(e)),
+                };
+                decided.push(instance::Command::ChangeNetwork {
+                    network_id: *network_id,
+                    ip_address: Some(address),
+                });
+            }
+            other => decided.push(other.clone()),
+        }
+    }
+    Ok(fold(Some(current), id, &decided, now, provenance))
 }
 
 /// Decides the commands in order against a local fold, so a later command sees the

@@ -24,6 +24,7 @@ pub enum StreamKind {
     SshKey,
     User,
     SecurityGroup,
+    Iso,
 }
 
 impl From<Kind> for StreamKind {
@@ -36,6 +37,7 @@ impl From<Kind> for StreamKind {
             Kind::Network => StreamKind::Network,
             Kind::SshKey => StreamKind::SshKey,
             Kind::SecurityGroup => StreamKind::SecurityGroup,
+            Kind::Iso => StreamKind::Iso,
         }
     }
 }

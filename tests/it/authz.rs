@@ -706,6 +706,27 @@ async fn authorization_matrix_and_no_leaks() {
         ),
         (
             Method::POST,
+            "/v1/isos".into(),
+            "/v1/isos",
+            Some(json!({"name": "tools.iso"})),
+            [201, 403, 403, 403, 403, 403, 403, 403, 401, 401],
+        ),
+        (
+            Method::GET,
+            "/v1/isos".into(),
+            "/v1/isos",
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 200, 401, 401],
+        ),
+        (
+            Method::GET,
+            format!("/v1/isos/{}", w.image),
+            "/v1/isos/{id}",
+            None,
+            [404, 404, 404, 404, 404, 404, 404, 404, 401, 401],
+        ),
+        (
+            Method::POST,
             "/v1/networks".into(),
             "/v1/networks",
             Some(json!({"name": "n", "cidr": "10.1.0.0/16"})),

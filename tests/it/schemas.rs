@@ -167,7 +167,7 @@ fn the_instance_view_schema_accepts_a_real_view() {
         "flavor_id": d["flavor_id"], "vcpus": d["vcpus"], "memory_mb": d["memory_mb"], "disk_gb": d["disk_gb"],
         "image_id": d["image_id"], "network_ids": d["network_ids"], "ssh_key_id": d["ssh_key_id"],
         "security_groups": d["security_groups"], "availability_zone": d["availability_zone"], "tags": d["tags"],
-        "attributes": {}, "locked": false, "launched_at": null, "fault": null,
+        "attributes": {}, "locked": false, "launched_at": null, "fault": null, "iso_id": null,
         "state": "provisioning", "power_state": "off", "target_power_state": "on", "version": 1,
         "created_at": created["at"], "updated_at": created["at"],
     });

@@ -77,7 +77,8 @@ fn name_of(r: &Reader<'_>, id: Option<Uuid>) -> Result<Option<String>, QueryErro
         | CatalogSpec::Named { name }
         | CatalogSpec::Network { name, .. }
         | CatalogSpec::Project { name, .. }
-        | CatalogSpec::SecurityGroup { name, .. } => name,
+        | CatalogSpec::SecurityGroup { name, .. }
+        | CatalogSpec::Iso { name, .. } => name,
     }))
 }
 

@@ -100,6 +100,7 @@ fn render(f: &Failure) -> LpError {
         Failure::InvalidTransition { .. }
         | Failure::Locked { .. }
         | Failure::LockHeld
+        | Failure::Iso { .. }
         | Failure::VersionMismatch { .. } => text(
             StatusCode::REQUEST_TIMEOUT,
             "Error while trying to stop instance via EC2 API. EC2ResponseError: 400 Bad Request",

@@ -249,6 +249,7 @@ fn render(f: &Failure) -> Rendered {
             Fault(StatusCode::BAD_REQUEST, f.to_string())
         }
         Failure::Taken(why) => Fault(StatusCode::CONFLICT, why.clone()),
+        Failure::Iso { .. } => Fault(StatusCode::BAD_REQUEST, f.to_string()),
         Failure::IdempotencyKeyReused => Fault(StatusCode::UNPROCESSABLE_ENTITY, f.to_string()),
         Failure::Overloaded | Failure::Unavailable(_) => {
             Fault(StatusCode::SERVICE_UNAVAILABLE, f.to_string())

@@ -137,6 +137,26 @@ impl ResourceBody for ImageBody {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct IsoBody {
+    name: String,
+    /// Bootable ISOs install systems; only the others are attached to instances.
+    #[serde(default)]
+    bootable: bool,
+}
+
+impl ResourceBody for IsoBody {
+    const KIND: Kind = Kind::Iso;
+    const PATH: &'static str = "isos";
+    fn validate(self) -> Result<Draft, Failure> {
+        Ok(Draft::Ready(Spec::Iso {
+            name: validate::name("name", &self.name)?,
+            bootable: self.bootable,
+        }))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NetworkBody {
     name: String,
     cidr: String,
@@ -364,6 +384,14 @@ kind_handlers!(
     show_image,
     "/v1/images",
     "/v1/images/{id}"
+);
+kind_handlers!(
+    IsoBody,
+    create_iso,
+    list_isos,
+    show_iso,
+    "/v1/isos",
+    "/v1/isos/{id}"
 );
 kind_handlers!(
     NetworkBody,

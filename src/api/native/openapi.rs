@@ -226,6 +226,7 @@ fn forbiddable(action: Action) -> bool {
         catalog::create_project, catalog::list_projects, catalog::show_project,
         catalog::create_flavor, catalog::list_flavors, catalog::show_flavor,
         catalog::create_image, catalog::list_images, catalog::show_image,
+        catalog::create_iso, catalog::list_isos, catalog::show_iso,
         catalog::create_network, catalog::list_networks, catalog::show_network,
         catalog::create_ssh_key, catalog::list_ssh_keys, catalog::show_ssh_key,
         catalog::create_security_group, catalog::list_security_groups, catalog::show_security_group,
@@ -237,7 +238,7 @@ fn forbiddable(action: Action) -> bool {
     modifiers(&Common),
     tags(
         (name = "instances", description = "Instances and their lifecycle"),
-        (name = "catalog", description = "Customers, projects, flavors, images, networks, SSH keys and security groups"),
+        (name = "catalog", description = "Customers, projects, flavors, images, ISOs, networks, SSH keys and security groups"),
         (name = "ledger", description = "The event log"),
         (name = "identity", description = "Users, tokens, customer owners and project members"),
         (name = "operations", description = "Health, readiness, metrics and this document"),

@@ -106,6 +106,9 @@ pub fn table() -> Vec<RouteDef> {
         POST "/v1/images" => c::create_image, ManageCatalog, None;
         GET "/v1/images" => c::list_images, ReadCatalog, None;
         GET "/v1/images/{id}" => c::show_image, ReadCatalog, None;
+        POST "/v1/isos" => c::create_iso, ManageCatalog, None;
+        GET "/v1/isos" => c::list_isos, ReadCatalog, None;
+        GET "/v1/isos/{id}" => c::show_iso, ReadCatalog, None;
         POST "/v1/networks" => c::create_network, ManageCatalog, None;
         GET "/v1/networks" => c::list_networks, ReadCatalog, None;
         GET "/v1/networks/{id}" => c::show_network, ReadCatalog, None;

@@ -74,6 +74,8 @@ fn collection(kind: Kind) -> &'static str {
         Kind::SshKey => "keys",
         Kind::Network => "networks",
         Kind::SecurityGroup => "security-groups",
+        // NodeConductor had no ISOs; nothing links to one.
+        Kind::Iso => "isos",
     }
 }
 

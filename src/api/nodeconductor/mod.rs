@@ -164,7 +164,9 @@ fn render(f: &Failure) -> (StatusCode, Option<Value>) {
         Failure::Taken(_) | Failure::Address { .. } | Failure::Sizing(_) => {
             detail(StatusCode::BAD_REQUEST, &f.to_string())
         }
-        Failure::Locked { .. } | Failure::LockHeld => detail(StatusCode::CONFLICT, &f.to_string()),
+        Failure::Locked { .. } | Failure::LockHeld | Failure::Iso { .. } => {
+            detail(StatusCode::CONFLICT, &f.to_string())
+        }
         Failure::Overloaded | Failure::Unavailable(_) => {
             detail(StatusCode::SERVICE_UNAVAILABLE, &f.to_string())
         }

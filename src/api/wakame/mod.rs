@@ -129,6 +129,7 @@ fn render(f: &Failure) -> WakameError {
         Failure::NotFound(what) => api("UnknownUUIDResource", what.clone()),
         Failure::Gone => api("UnknownUUIDResource", "purged"),
         Failure::NoRoute | Failure::MethodNotAllowed => WakameError::NotFound,
+        Failure::Iso { .. } => api("InvalidInstanceState", f.to_string()),
         Failure::Forbidden(_) | Failure::Locked { .. } | Failure::LockHeld => {
             bare("OperationNotPermitted")
         }

@@ -93,6 +93,17 @@ fn every_command() -> Vec<Command> {
         Command::Lock {
             by: LockHolder::Admin,
         },
+        Command::ChangeNetwork {
+            network_id: Uuid::from_u128(0x4e7),
+            ip_address: Some("10.0.0.9".into()),
+        },
+        Command::AssociateSshKey {
+            ssh_key_id: Uuid::from_u128(0x55),
+        },
+        Command::AttachIso {
+            iso_id: Uuid::from_u128(0x150),
+        },
+        Command::ResetPassword { digest: "d".into() },
     ]
 }
 
@@ -171,8 +182,13 @@ fn expected(command: &Command, from: State) -> Option<State> {
             (Destroyed, Destroyed),
             (Deleting, Deleting),
         ],
-        // Unlocking an unlocked instance emits nothing, so it is tested on its own below.
-        Command::Unlock { .. } => &[],
+        // Unlocking an unlocked instance emits nothing, so it is tested on its own below;
+        // so is detaching (`in_state` has no ISO attached).
+        Command::Unlock { .. } | Command::DetachIso => &[],
+        Command::ChangeNetwork { .. }
+        | Command::AssociateSshKey { .. }
+        | Command::AttachIso { .. }
+        | Command::ResetPassword { .. } => &[(Running, Running), (Stopped, Stopped)],
     };
     table.iter().find(|(f, _)| *f == from).map(|(_, to)| *to)
 }
@@ -419,6 +435,50 @@ fn the_first_provisioning_sets_the_launch_time_and_a_failure_is_kept_as_the_faul
     );
 }
 
+#[test]
+fn one_iso_at_a_time_and_a_network_change_moves_the_address() {
+    let inst = in_state(Stopped);
+    let iso = Uuid::from_u128(0x150);
+    assert_eq!(
+        decide(Some(&inst), &Command::DetachIso),
+        Err(DomainError::NoIso)
+    );
+    let events = decide(Some(&inst), &Command::AttachIso { iso_id: iso }).expect("attach");
+    let attached = evolve(Some(inst.clone()), inst_id(), &events[0], 2, at(1));
+    assert_eq!(attached.iso_id, Some(iso));
+    assert_eq!(
+        decide(Some(&attached), &Command::AttachIso { iso_id: iso }),
+        Err(DomainError::IsoAttached)
+    );
+    let detached = evolve(
+        Some(attached.clone()),
+        inst_id(),
+        &decide(Some(&attached), &Command::DetachIso).expect("detach")[0],
+        3,
+        at(2),
+    );
+    assert_eq!(detached.iso_id, None);
+    let net = Uuid::from_u128(0x4e7);
+    let change = Command::ChangeNetwork {
+        network_id: net,
+        ip_address: Some("10.1.0.5".into()),
+    };
+    let moved = evolve(
+        Some(detached.clone()),
+        inst_id(),
+        &decide(Some(&detached), &change).expect("change")[0],
+        4,
+        at(3),
+    );
+    assert_eq!(moved.spec.network_ids, vec![net]);
+    assert_eq!(moved.spec.ip_address.as_deref(), Some("10.1.0.5"));
+    let same = Command::ChangeNetwork {
+        network_id: net,
+        ip_address: None,
+    };
+    assert_eq!(decide(Some(&moved), &same), Ok(vec![]), "already there");
+}
+
 fn inst_id() -> Uuid {
     Uuid::from_u128(9)
 }
@@ -472,6 +532,18 @@ fn arb_command() -> impl Strategy<Value = Command> {
             .prop_map(|by| Command::Lock { by }),
         prop_oneof![Just(LockHolder::Owner), Just(LockHolder::Admin)]
             .prop_map(|by| Command::Unlock { by }),
+        (0u128..3).prop_map(|n| Command::ChangeNetwork {
+            network_id: Uuid::from_u128(n),
+            ip_address: Some(format!("10.0.0.{}", n + 2)),
+        }),
+        (0u128..3).prop_map(|n| Command::AssociateSshKey {
+            ssh_key_id: Uuid::from_u128(n)
+        }),
+        (0u128..3).prop_map(|n| Command::AttachIso {
+            iso_id: Uuid::from_u128(n)
+        }),
+        Just(Command::DetachIso),
+        "[a-f]{4}".prop_map(|digest| Command::ResetPassword { digest }),
     ]
 }
 
