@@ -7,11 +7,12 @@
 //! ([`auth`]), field validation ([`validate`]), the neutral [`Failure`] and the rendering
 //! contract ([`surface`]), and per-request telemetry. The wings: [`native`] (`/v1` and the
 //! operational endpoints) and the vendor dialects: [`nodeconductor`] (seed 000), [`mogan`]
-//! (seed 001) [`launch_provision`] (seed 003) and
-//! [`wakame`] (seed 004).
+//! (seed 001), [`cloudmc`] (seed 002), [`launch_provision`] (seed 003) and [`wakame`]
+//! (seed 004).
 
 pub mod auth;
 pub mod body_schema;
+pub mod cloudmc;
 pub mod failure;
 pub mod launch_provision;
 pub mod mogan;
@@ -59,6 +60,7 @@ impl Default for Dialects {
 /// Every route of the server; the binary and the tests build the app through this.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     nodeconductor::configure(cfg);
+    cloudmc::configure(cfg);
     mogan::configure(cfg);
     launch_provision::configure(cfg);
     wakame::configure(cfg);

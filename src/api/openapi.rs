@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use actix_web::http::Method;
 use utoipa::OpenApi;
 
-use super::{launch_provision, mogan, native, nodeconductor, wakame};
+use super::{cloudmc, launch_provision, mogan, native, nodeconductor, wakame};
 
 /// The document, serialized once.
 pub fn json() -> &'static str {
@@ -18,11 +18,13 @@ pub fn json() -> &'static str {
         doc.merge(mogan::openapi::Doc::openapi());
         doc.merge(launch_provision::openapi::Doc::openapi());
         doc.merge(wakame::openapi::Doc::openapi());
+        doc.merge(cloudmc::openapi::Doc::openapi());
         let mut value = match serde_json::to_value(&doc) {
             Ok(v) => v,
             Err(e) => return format!("{{\"error\":\"{e}\"}}"),
         };
         mogan::openapi::adjust(&mut value);
+        cloudmc::openapi::adjust(&mut value);
         value.to_string()
     })
 }
@@ -44,6 +46,8 @@ pub fn served_routes() -> Vec<(Method, String)> {
         (mogan::BARE_MOUNT, mogan::routes()),
         (launch_provision::MOUNT, launch_provision::routes()),
         (wakame::MOUNT, wakame::routes()),
+        (cloudmc::MOUNT, cloudmc::routes()),
+        (cloudmc::V1_MOUNT, cloudmc::routes()),
     ] {
         out.extend(
             table

@@ -91,6 +91,23 @@ impl Reader<'_> {
         Ok(FeedStep { items, next_after })
     }
 
+    /// The event at `position`, if the caller may see it.
+    pub fn event_at(&self, position: u64) -> Result<Option<Envelope>, QueryError> {
+        if position == 0 {
+            return Ok(None);
+        }
+        let Some(e) = self
+            .snap
+            .read_all(position - 1, 1)?
+            .into_iter()
+            .find(|e| e.position == position)
+        else {
+            return Ok(None);
+        };
+        let mut visible = Visibility::new(self.caller);
+        Ok(visible.event(self.snap, &e)?.map(|_| e))
+    }
+
     /// Whether the caller may see one event (`Some(project)` for instance events).
     pub(super) fn visibility(&self) -> Visibility<'_> {
         Visibility::new(self.caller)

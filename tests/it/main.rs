@@ -10,6 +10,7 @@ mod as_of;
 mod authz;
 mod bad_input;
 mod catalog;
+mod cloudmc;
 mod durability;
 mod launch_provision;
 mod lifecycle;

@@ -55,12 +55,22 @@ fn code(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .map(|(i, l)| (i + 1, l))
 }
 
+/// Whether `line` names `word` as a whole identifier (`deleteSnapshots` does not name
+/// `Snapshot`).
+fn names(line: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    line.match_indices(word).any(|(i, _)| {
+        let before = line[..i].chars().next_back();
+        !(word.starts_with(ident) && before.is_some_and(ident))
+    })
+}
+
 fn mentions(text: &str, words: &[&str]) -> Vec<String> {
     code(text)
         .filter_map(|(n, line)| {
             words
                 .iter()
-                .find(|w| line.contains(**w))
+                .find(|w| names(line, w))
                 .map(|w| format!("line {n} names `{w}`"))
         })
         .collect()
