@@ -33,7 +33,8 @@ pub async fn run(ledger: Ledger, mut rx: mpsc::UnboundedReceiver<Pending>, confi
     // by a sweep); it is carried out once.
     let mut known: HashSet<Pending> = HashSet::new();
     loop {
-        metrics::gauge!("ledger_driver_backlog").set((due.len() + in_flight.len()) as f64);
+        metrics::gauge!("ledger_driver_backlog")
+            .set((rx.len() + due.len() + in_flight.len()) as f64);
         let next = due.peek().map(|Reverse((at, _, _))| *at);
         tokio::select! {
             msg = rx.recv(), if open => match msg {
