@@ -13,6 +13,7 @@
 //! | [`authz`] | the one authorization policy, `can(principal, action, object)` | I/O |
 //! | [`domain`] | commands, events, the lifecycle state machine, `decide` and `evolve` | I/O, async, clocks, randomness |
 //! | [`limits`] | every bound on input and per-request work | — |
+//! | [`ops`] | operator commands: verify, rebuild, export/import, history, diff, audit, stats offline; following the live feed | prints, or decides a rule |
 //! | [`server`] | process wiring: configuration, start-up, shutdown, offline commands | business rules |
 //!
 //! # A write
@@ -39,6 +40,7 @@ pub mod authz;
 pub mod domain;
 pub mod driver;
 pub mod limits;
+pub mod ops;
 pub mod projection;
 pub mod query;
 pub mod server;

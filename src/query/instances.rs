@@ -192,4 +192,16 @@ impl Reader<'_> {
         }
         Ok(stream)
     }
+
+    /// How many instances are in each state now (every state, zeros included). Counts
+    /// are fleet-wide, so only staff may ask.
+    pub fn state_counts(&self) -> Result<Vec<(State, u64)>, QueryError> {
+        if !self.caller.staff {
+            return Err(QueryError::Forbidden(Action::ReadInstance));
+        }
+        State::ALL
+            .into_iter()
+            .map(|s| Ok((s, self.snap.count(&Filter::State(s).index_key())?)))
+            .collect()
+    }
 }

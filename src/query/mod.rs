@@ -115,6 +115,19 @@ where
     .map_err(|e| QueryError::Internal(format!("a read did not finish: {e}")))?
 }
 
+/// Like [`read`], on the calling thread: for tools that are not servers (`ops`).
+pub fn read_blocking<T>(
+    store: &dyn EventStore,
+    caller: &Principal,
+    f: impl FnOnce(&Reader<'_>) -> Result<T, QueryError>,
+) -> Result<T, QueryError> {
+    let snap = store.read()?;
+    f(&Reader {
+        snap: &*snap,
+        caller,
+    })
+}
+
 /// Every id carrying `key`, page by page (grants and tenancy lists, small per caller).
 fn all_with(snap: &dyn Snapshot, key: &IndexKey) -> Result<Vec<Uuid>, QueryError> {
     let mut out = Vec::new();

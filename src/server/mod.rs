@@ -16,10 +16,11 @@ use tokio::sync::mpsc;
 
 use crate::api::{self, AppState, auth::Tokens};
 use crate::driver;
+use crate::ops;
 use crate::service::{Ledger, WriterConfig};
 use crate::store::postgres::PgStore;
 use crate::store::redb::RedbStore;
-use crate::store::{EventStore, Maintenance, ensure_current_projections};
+use crate::store::{EventStore, ExportRange, Maintenance, ensure_current_projections};
 use config::{Backend, ServeArgs, VerifyArgs};
 
 fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
@@ -193,47 +194,35 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the store an offline command works on (the server stopped, for redb).
-fn open_offline(args: &VerifyArgs) -> anyhow::Result<Box<dyn EventStore>> {
+/// The ledger an offline command works on.
+fn target(args: &VerifyArgs) -> anyhow::Result<ops::Target> {
     Ok(match args.backend {
-        Backend::Redb => Box::new(
-            RedbStore::open(&args.data_dir)
-                .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?,
+        Backend::Redb => ops::Target::DataDir(args.data_dir.clone()),
+        Backend::Postgres => ops::Target::Postgres(
+            args.postgres_url
+                .clone()
+                .context("--backend postgres needs --postgres-url (or LEDGER_POSTGRES_URL)")?,
         ),
-        Backend::Postgres => {
-            let url = args
-                .postgres_url
-                .as_deref()
-                .context("--backend postgres needs --postgres-url (or LEDGER_POSTGRES_URL)")?;
-            Box::new(
-                PgStore::connect(url, Duration::from_secs(5))
-                    .context("opening the ledger on PostgreSQL")?,
-            )
-        }
     })
 }
 
+/// `ledger export`: the same code as `ledgerctl export`, the whole log to stdout.
 pub fn export(args: VerifyArgs) -> anyhow::Result<()> {
+    let store = target(&args)?.open(false)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let n = open_offline(&args)?
-        .export(&mut out)
-        .context("export failed")?;
+    let n = ops::transfer::export(&*store, &ExportRange::default(), &mut out, &|_| {})?;
     tracing::info!(events = n, "exported");
     Ok(())
 }
 
+/// `ledger verify`: the same code as `ledgerctl verify`.
 pub fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let report = open_offline(&args)?
-        .verify()
-        .context("verification failed")?;
+    let store = target(&args)?.open(false)?;
+    let v = ops::check::verify(&*store, &|_| {})?;
     println!(
         "ok: {} events, hash chain intact up to position {} ({}); {} instances and {} index entries match a rebuild from the log",
-        report.events,
-        report.head.position,
-        crate::store::envelope::hex(&report.head.hash),
-        report.instances,
-        report.index_entries
+        v.events, v.head_position, v.head_hash, v.instances, v.index_entries
     );
     Ok(())
 }

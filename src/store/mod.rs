@@ -7,6 +7,7 @@
 //! database). Both seal events through [`envelope`] and project through [`projection`],
 //! and answer pages through [`paging`], so the same log gives the same bytes everywhere.
 
+pub mod chain;
 pub mod envelope;
 pub mod paging;
 pub mod postgres;
@@ -57,6 +58,39 @@ pub struct VerifyReport {
     pub head: Head,
 }
 
+/// How many events a long maintenance job lets pass between progress reports.
+pub const PROGRESS_EVERY: u64 = 1000;
+
+/// Which stored events an export writes: positions `from..=to` (both optional), only one
+/// stream's when `stream` is given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportRange {
+    pub from: u64,
+    pub to: Option<u64>,
+    pub stream: Option<Uuid>,
+}
+
+impl ExportRange {
+    /// Whether the event stored at `position` with these bytes belongs to the range.
+    pub fn includes(&self, position: u64, body: &[u8]) -> Result<bool, StoreError> {
+        if position < self.from || self.to.is_some_and(|to| position > to) {
+            return Ok(false);
+        }
+        let Some(stream) = self.stream else {
+            return Ok(true);
+        };
+        #[derive(serde::Deserialize)]
+        struct StreamOf {
+            stream_id: Uuid,
+        }
+        let of: StreamOf = serde_json::from_slice(body).map_err(|e| StoreError::Corrupt {
+            at: format!("position {position}"),
+            detail: format!("envelope does not decode: {e}"),
+        })?;
+        Ok(of.stream_id == stream)
+    }
+}
+
 /// Operations inside one write transaction. Reads see the transaction's own writes, so
 /// commands on the same instance within one batch see each other's effects.
 pub trait WriteTxn {
@@ -75,6 +109,9 @@ pub trait WriteTxn {
     /// Appends one event at the stream's next version, chains its hash and updates the
     /// projections. Returns the stored envelope.
     fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError>;
+    /// Appends an event sealed elsewhere, byte for byte (an import): it must be the next
+    /// position, link to the head's hash and be its stream's next version.
+    fn append_checked(&mut self, event: &chain::Checked) -> Result<(), StoreError>;
 }
 
 /// A run of ids read from an index.
@@ -163,14 +200,29 @@ pub trait Maintenance {
     /// A cheap start-up check that the last stored event matches the recorded head;
     /// `verify` checks everything.
     fn check_tail(&self) -> Result<Head, StoreError>;
-    /// Checks the whole hash chain and compares every projection with a rebuild from the
-    /// log; names the first damage found.
-    fn verify(&self) -> Result<VerifyReport, StoreError>;
+    /// Checks the whole log ([`chain::Chain`]: gaps, hashes, links, per-stream versions,
+    /// decoding) and compares every projection with a rebuild from it; names the first
+    /// damage found.
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.verify_with(&|_| {})
+    }
+    /// `verify`, calling `progress` with the position reached now and then.
+    fn verify_with(&self, progress: &dyn Fn(u64)) -> Result<VerifyReport, StoreError>;
     /// Drops every projection and rebuilds it from the log, checking the chain as it goes
     /// (a damaged log is refused, never "repaired"). Returns the number of events replayed.
-    fn rebuild(&self) -> Result<u64, StoreError>;
-    /// Writes every stored event, exactly as stored, one per line. Returns how many.
-    fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError>;
+    fn rebuild(&self) -> Result<u64, StoreError> {
+        self.rebuild_with(&|_| {})
+    }
+    /// `rebuild`, calling `progress` with the position reached now and then.
+    fn rebuild_with(&self, progress: &dyn Fn(u64)) -> Result<u64, StoreError>;
+    /// Writes the stored events of `range`, exactly as stored, one per line, calling
+    /// `progress` with the position reached now and then. Returns how many it wrote.
+    fn export(
+        &self,
+        range: &ExportRange,
+        out: &mut dyn std::io::Write,
+        progress: &dyn Fn(u64),
+    ) -> Result<u64, StoreError>;
     /// The version of the projection code that built the stored projections (see
     /// [`projection::VERSION`]); a rebuild records the current one.
     fn projection_version(&self) -> Result<u32, StoreError>;

@@ -257,26 +257,3 @@ impl StateHash {
         StateHash(limbs)
     }
 }
-
-/// Checks one stored event: its bytes hash to `hash`, it says it is at `pos`, and it links
-/// to the previous event's hash. Returns the decoded envelope.
-pub(crate) fn check_link(
-    pos: u64,
-    hash: &[u8],
-    body: &[u8],
-    prev: &[u8; 32],
-) -> Result<Envelope, StoreError> {
-    let at = || format!("position {pos}");
-    let corrupt = |detail: String| StoreError::Corrupt { at: at(), detail };
-    if super::envelope::hash(body) != hash {
-        return Err(corrupt("hash does not match the stored bytes".into()));
-    }
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
-    if env.position != pos {
-        return Err(corrupt(format!("envelope says position {}", env.position)));
-    }
-    if env.prev_hash != super::envelope::hex(prev) {
-        return Err(corrupt("previous-hash link is broken".into()));
-    }
-    Ok(env)
-}

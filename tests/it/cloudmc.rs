@@ -13,26 +13,26 @@ use crate::harness::{Resp, Server};
 
 const BASE: &str = "/cloudmc/api/v2";
 
-struct World {
-    s: Server,
+pub(crate) struct World {
+    pub(crate) s: Server,
     /// Project administrator of `test_area`.
-    ana: String,
-    ana_id: String,
+    pub(crate) ana: String,
+    pub(crate) ana_id: String,
     /// A manager of `test_area` (reads, does not operate).
-    max: String,
+    pub(crate) max: String,
     /// In another customer's `other_area`.
-    eve: String,
-    project: String,
-    fixed: String,
-    custom: String,
-    image: String,
-    net: String,
-    net2: String,
-    iso: String,
-    boot_iso: String,
+    pub(crate) eve: String,
+    pub(crate) project: String,
+    pub(crate) fixed: String,
+    pub(crate) custom: String,
+    pub(crate) image: String,
+    pub(crate) net: String,
+    pub(crate) net2: String,
+    pub(crate) iso: String,
+    pub(crate) boot_iso: String,
 }
 
-async fn world(s: Server) -> World {
+pub(crate) async fn world(s: Server) -> World {
     let post = |path: &'static str, body: Value| {
         let s = &s;
         async move {
@@ -119,7 +119,7 @@ async fn world(s: Server) -> World {
 }
 
 impl World {
-    fn instances(&self) -> String {
+    pub(crate) fn instances(&self) -> String {
         format!("{BASE}/services/compute-on/test_area/instances")
     }
 
@@ -136,12 +136,12 @@ impl World {
         Server::send(req).await
     }
 
-    async fn ana(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+    pub(crate) async fn ana(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
         self.call(&self.ana, method, path, body).await
     }
 
     /// `POST .../instances/{id}?operation=<op>`, then the task polled to its end.
-    async fn op(&self, id: &str, op: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn op(&self, id: &str, op: &str, body: Option<Value>) -> Value {
         let r = self
             .ana(
                 Method::POST,
@@ -155,7 +155,7 @@ impl World {
 
     /// Polls `GET /tasks/{id}` as the Go client does, until it is not PENDING; a task that
     /// was done at once is taken from the answer's `data`.
-    async fn settle(&self, answer: &Resp, key: &str) -> Value {
+    pub(crate) async fn settle(&self, answer: &Resp, key: &str) -> Value {
         let task = answer.body["taskId"].as_str().expect("taskId").to_string();
         let status = answer.body["taskStatus"].as_str().expect("taskStatus");
         assert!(["PENDING", "SUCCESS"].contains(&status), "{}", answer.body);
@@ -191,7 +191,7 @@ impl World {
     }
 
     /// The seed's create body, with this server's ids.
-    fn create_body(&self, name: &str) -> Value {
+    pub(crate) fn create_body(&self, name: &str) -> Value {
         json!({
             "name": name,
             "additionalDiskIops": 1000,
@@ -209,7 +209,7 @@ impl World {
         })
     }
 
-    async fn create(&self, body: Value) -> String {
+    pub(crate) async fn create(&self, body: Value) -> String {
         let r = self.ana(Method::POST, &self.instances(), Some(body)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["taskStatus"], "PENDING");

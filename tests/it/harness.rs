@@ -320,11 +320,11 @@ impl Server {
         std::fs::create_dir_all(dir).expect("data dir");
         let log = log.or_else(|| std::fs::File::create(dir.join("server.log")).ok());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ledger"));
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0");
+        cmd.arg("serve").arg("--data-dir").arg(dir);
+        // A free port unless the test names one (a restart on the same address).
+        if !extra.contains(&"--listen") {
+            cmd.arg("--listen").arg("127.0.0.1:0");
+        }
         if let Some(db) = database.filter(|_| postgres::enabled()) {
             cmd.args(["--backend", "postgres", "--postgres-url"])
                 .arg(postgres::database_for(db));

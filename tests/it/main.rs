@@ -13,6 +13,7 @@ mod catalog;
 mod cloudmc;
 mod durability;
 mod launch_provision;
+mod ledgerctl;
 mod lifecycle;
 mod mogan;
 mod nodeconductor;

@@ -10,7 +10,7 @@ use instance_ledger::service::{
 };
 use instance_ledger::store::redb::RedbStore;
 use instance_ledger::store::{
-    EventStore, Head, Maintenance, Snapshot, StoreError, VerifyReport, WriteTxn,
+    EventStore, ExportRange, Head, Maintenance, Snapshot, StoreError, VerifyReport, WriteTxn,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -75,14 +75,19 @@ macro_rules! maintenance_of_inner {
             fn check_tail(&self) -> Result<Head, StoreError> {
                 self.inner.check_tail()
             }
-            fn verify(&self) -> Result<VerifyReport, StoreError> {
-                self.inner.verify()
+            fn verify_with(&self, progress: &dyn Fn(u64)) -> Result<VerifyReport, StoreError> {
+                self.inner.verify_with(progress)
             }
-            fn rebuild(&self) -> Result<u64, StoreError> {
-                self.inner.rebuild()
+            fn rebuild_with(&self, progress: &dyn Fn(u64)) -> Result<u64, StoreError> {
+                self.inner.rebuild_with(progress)
             }
-            fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
-                self.inner.export(out)
+            fn export(
+                &self,
+                range: &ExportRange,
+                out: &mut dyn std::io::Write,
+                progress: &dyn Fn(u64),
+            ) -> Result<u64, StoreError> {
+                self.inner.export(range, out, progress)
             }
             fn projection_version(&self) -> Result<u32, StoreError> {
                 self.inner.projection_version()

@@ -410,12 +410,16 @@ async fn digest_attests_a_position_and_stays_true_as_the_ledger_grows() {
     assert_eq!(empty["hash"], "0".repeat(64));
 
     // Offline, verify replays the whole log: chain, projections and state hashes.
+    // (On PostgreSQL it verifies the server's database, not an empty data directory.)
     s.stop();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .args(["verify", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("verify");
+    let mut verify = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"));
+    verify.args(["verify", "--data-dir"]).arg(dir.path());
+    if crate::harness::postgres::enabled() {
+        verify
+            .args(["--backend", "postgres", "--postgres-url"])
+            .arg(crate::harness::postgres::database_for(dir.path()));
+    }
+    let out = verify.output().expect("verify");
     assert!(
         out.status.success(),
         "{}",

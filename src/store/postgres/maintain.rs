@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use postgres::Transaction;
 use uuid::Uuid;
 
-use super::super::projection::{Projector, StateHash, VERSION, check_link};
-use super::super::{Head, Maintenance, StoreError, VerifyReport};
+use super::super::chain::Chain;
+use super::super::projection::{Projector, StateHash, VERSION};
+use super::super::{ExportRange, Head, Maintenance, StoreError, VerifyReport};
 use super::buffer::Buffer;
 use super::migrate::MIGRATIONS;
 use super::write::PgWrite;
@@ -47,17 +48,24 @@ fn locked_head(tx: &mut Transaction<'_>, mode: &str) -> Result<Head, StoreError>
 }
 
 /// Replays every event of `source` (a qualified events table) into the projection tables
-/// the transaction's search path names, checking the chain, gaps and decoding.
-fn replay(tx: &mut Transaction<'_>, source: &str, head: Head) -> Result<u64, StoreError> {
+/// the transaction's search path names, checking the log as it goes ([`Chain`]) and
+/// calling `progress` with the position reached. Returns the number of events.
+fn replay(
+    tx: &mut Transaction<'_>,
+    source: &str,
+    head: Head,
+    progress: &dyn Fn(u64),
+) -> Result<u64, StoreError> {
     let read_events = format!(
         "SELECT position, hash, body FROM {source} WHERE position > $1 ORDER BY position LIMIT {REPLAY_CHUNK}"
     );
-    let mut events = 0u64;
-    let mut prev = [0u8; 32];
+    let mut chain = Chain::new();
     let mut projector = Projector::new(StateHash::default());
     let mut statements = HashMap::new();
     loop {
-        let rows = tx.query(&read_events, &[&pos(events)]).map_err(pg)?;
+        let rows = tx
+            .query(&read_events, &[&pos(chain.head().position)])
+            .map_err(pg)?;
         if rows.is_empty() {
             break;
         }
@@ -70,31 +78,17 @@ fn replay(tx: &mut Transaction<'_>, source: &str, head: Head) -> Result<u64, Sto
             dirty: false,
         };
         for row in &rows {
-            let at = unpos(row.get(0));
-            if at != events + 1 {
-                return Err(corrupt(format!("position {}", events + 1), "missing event"));
-            }
-            let hash: &[u8] = row.get(1);
-            let env = check_link(at, hash, row.get(2), &prev)?;
-            prev = hash32(hash)?;
-            let payload = env
-                .payload()
-                .map_err(|e| corrupt(format!("position {at}"), e))?;
-            w.project(&env, &payload)?;
-            events += 1;
+            let event = chain.next(unpos(row.get(0)), Some(row.get(1)), row.get(2))?;
+            w.project(&event.env, &event.payload)?;
         }
         projector = std::mem::replace(&mut w.projector, Projector::new(StateHash::default()));
         let buf = std::mem::take(&mut w.buf);
         drop(w);
         buf.flush(tx).map_err(pg)?;
+        progress(chain.head().position);
     }
-    if head.position != events || head.hash != prev {
-        return Err(corrupt(
-            "head",
-            "the recorded head does not match the last event",
-        ));
-    }
-    Ok(events)
+    chain.ends_at(head)?;
+    Ok(head.position)
 }
 
 fn quoted(schema: &str) -> String {
@@ -134,7 +128,7 @@ impl Maintenance for PgStore {
         Ok(head)
     }
 
-    fn verify(&self) -> Result<VerifyReport, StoreError> {
+    fn verify_with(&self, progress: &dyn Fn(u64)) -> Result<VerifyReport, StoreError> {
         let mut conn = self.open_conn()?;
         let mut tx = conn.client.transaction().map_err(pg)?;
         let live: String = tx
@@ -151,7 +145,7 @@ impl Maintenance for PgStore {
         for (_, _, sql) in MIGRATIONS {
             tx.batch_execute(sql).map_err(pg)?;
         }
-        let events = replay(&mut tx, &format!("{live}.events"), head)?;
+        let events = replay(&mut tx, &format!("{live}.events"), head, progress)?;
         for table in PROJECTIONS {
             let differing: i64 = tx
                 .query_one(
@@ -187,13 +181,13 @@ impl Maintenance for PgStore {
         Ok(report)
     }
 
-    fn rebuild(&self) -> Result<u64, StoreError> {
+    fn rebuild_with(&self, progress: &dyn Fn(u64)) -> Result<u64, StoreError> {
         let mut conn = self.open_conn()?;
         let mut tx = conn.client.transaction().map_err(pg)?;
         let head = locked_head(&mut tx, "FOR UPDATE")?;
         tx.batch_execute(&format!("TRUNCATE {}", PROJECTIONS.join(", ")))
             .map_err(pg)?;
-        let events = replay(&mut tx, "events", head)?;
+        let events = replay(&mut tx, "events", head, progress)?;
         tx.execute(
             "INSERT INTO projection_version (version) VALUES ($1)
              ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version",
@@ -216,16 +210,27 @@ impl Maintenance for PgStore {
         Ok(row.map_or(1, |r| u32::try_from(r.get::<_, i32>(0)).unwrap_or(0)))
     }
 
-    fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+    fn export(
+        &self,
+        range: &ExportRange,
+        out: &mut dyn std::io::Write,
+        progress: &dyn Fn(u64),
+    ) -> Result<u64, StoreError> {
+        let write = |out: &mut dyn std::io::Write, bytes: &[u8]| {
+            out.write_all(bytes)
+                .map_err(|e| StoreError::Io(e.to_string()))
+        };
         let mut conn = self.reader()?;
-        let mut after = 0i64;
+        let mut after = pos(range.from.saturating_sub(1));
+        let to = pos(range.to.unwrap_or(u64::MAX));
         let mut n = 0;
         loop {
             let rows = conn
                 .client
                 .query(
-                    "SELECT position, body FROM events WHERE position > $1 ORDER BY position LIMIT 1000",
-                    &[&after],
+                    "SELECT position, body FROM events WHERE position > $1 AND position <= $2
+                     AND ($3::uuid IS NULL OR stream_id = $3) ORDER BY position LIMIT 1000",
+                    &[&after, &to, &range.stream],
                 )
                 .map_err(pg)?;
             if rows.is_empty() {
@@ -233,12 +238,11 @@ impl Maintenance for PgStore {
             }
             for row in rows {
                 after = row.get(0);
-                out.write_all(row.get::<_, &[u8]>(1))
-                    .map_err(|e| StoreError::Io(e.to_string()))?;
-                out.write_all(b"\n")
-                    .map_err(|e| StoreError::Io(e.to_string()))?;
+                write(out, row.get::<_, &[u8]>(1))?;
+                write(out, b"\n")?;
                 n += 1;
             }
+            progress(unpos(after));
         }
         out.flush().map_err(|e| StoreError::Io(e.to_string()))?;
         self.give_back(conn);

@@ -8,6 +8,7 @@ use postgres::types::ToSql;
 use postgres::{Statement, Transaction};
 use uuid::Uuid;
 
+use super::super::chain::{Checked, follows};
 use super::super::envelope::{Envelope, NewEvent, Payload};
 use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json};
 use super::super::{Head, StoreError, WriteTxn};
@@ -360,20 +361,39 @@ impl WriteTxn for PgWrite<'_, '_> {
     fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError> {
         let current = self.stream_version(event.stream_id)?;
         let sealed = event.seal(current, &self.head)?;
-        let env = sealed.env;
+        self.put(&sealed.env, sealed.body, sealed.hash, &sealed.payload)?;
+        Ok(sealed.env)
+    }
+
+    fn append_checked(&mut self, event: &Checked) -> Result<(), StoreError> {
+        let current = self.stream_version(event.env.stream_id)?;
+        follows(&self.head, current, event)?;
+        self.put(&event.env, event.body.clone(), event.hash, &event.payload)
+    }
+}
+
+impl PgWrite<'_, '_> {
+    /// Buffers one sealed event's row and projections and moves the head.
+    fn put(
+        &mut self,
+        env: &Envelope,
+        body: Vec<u8>,
+        hash: [u8; 32],
+        payload: &Payload,
+    ) -> Result<(), StoreError> {
         let rows = &mut self.buf.events;
         rows.positions.push(pos(env.position));
         rows.streams.push(env.stream_id);
         rows.versions.push(pos(env.version));
-        rows.hashes.push(sealed.hash.to_vec());
-        rows.bodies.push(sealed.body);
+        rows.hashes.push(hash.to_vec());
+        rows.bodies.push(body);
         self.buf.stream_versions.insert(env.stream_id, env.version);
-        self.project(&env, &sealed.payload)?;
+        self.project(env, payload)?;
         self.head = Head {
             position: env.position,
-            hash: sealed.hash,
+            hash,
         };
         self.dirty = true;
-        Ok(env)
+        Ok(())
     }
 }

@@ -6,52 +6,35 @@ use ::redb::{
     WriteTransaction,
 };
 
-use super::super::envelope::{self, Envelope};
-use super::super::{Head, Maintenance, StoreError, VerifyReport};
+use super::super::chain::Chain;
+use super::super::envelope;
+use super::super::{ExportRange, Head, Maintenance, PROGRESS_EVERY, StoreError, VerifyReport};
 use super::RedbStore;
 use super::tables::*;
 use super::write::{drop_projection, open_projection};
 
-/// Checks one stored record (hash, then the envelope's bytes) against its predecessor.
-fn check_link(pos: u64, stored: &[u8], prev: &[u8; 32]) -> Result<Envelope, StoreError> {
-    let (hash, body) = split_record(pos, stored)?;
-    super::super::projection::check_link(pos, hash, body, prev)
-}
-
 /// Replays every event of `events` into the projection tables of `into`, checking the
-/// chain as it goes. Returns how many events there were and the last hash.
+/// chain as it goes ([`Chain`]) and calling `progress` with the events done so far.
+/// Returns the walk, ending at the last event.
 fn replay(
     events: &impl ReadableTable<u64, &'static [u8]>,
     into: &WriteTransaction,
-) -> Result<(u64, [u8; 32]), StoreError> {
+    progress: &dyn Fn(u64),
+) -> Result<Chain, StoreError> {
     let (mut tables, mut projector) = open_projection(into)?;
-    let mut prev = [0u8; 32];
-    let mut n = 0;
+    let mut chain = Chain::new();
     for row in events.iter().map_err(io)? {
         let (pos, stored) = row.map_err(io)?;
         let pos = pos.value();
-        if pos != n + 1 {
-            return Err(corrupt(format!("position {}", n + 1), "missing event"));
+        let (hash, body) = split_record(pos, stored.value())?;
+        let event = chain.next(pos, Some(hash), body)?;
+        projector.apply(&mut tables, &event.env, &event.payload)?;
+        if pos % PROGRESS_EVERY == 0 {
+            progress(pos);
         }
-        let env = check_link(pos, stored.value(), &prev)?;
-        prev = envelope::hash(&stored.value()[32..]);
-        let payload = env
-            .payload()
-            .map_err(|e| corrupt(format!("position {pos}"), e))?;
-        projector.apply(&mut tables, &env, &payload)?;
-        n += 1;
     }
-    Ok((n, prev))
-}
-
-fn check_head(head: Head, events: u64, last: [u8; 32]) -> Result<(), StoreError> {
-    if head.position != events || head.hash != last {
-        return Err(corrupt(
-            "head",
-            "the recorded head does not match the last event",
-        ));
-    }
-    Ok(())
+    progress(chain.head().position);
+    Ok(chain)
 }
 
 fn compare<K, V>(
@@ -69,26 +52,52 @@ where
     let mut ia = a.iter().map_err(io)?;
     let mut ib = b.iter().map_err(io)?;
     let mut n = 0;
+    let key_of = |k: &[u8]| envelope::hex(&k[..k.len().min(24)]);
+    let differs = |what: String| {
+        Err(corrupt(
+            format!("projection {name}"),
+            format!("{what} (compared with a rebuild from the log)"),
+        ))
+    };
+    let (mut a_row, mut b_row) = (ia.next(), ib.next());
     loop {
-        match (ia.next(), ib.next()) {
+        match (a_row.take(), b_row.take()) {
             (None, None) => return Ok(n),
             (Some(x), Some(y)) => {
                 let (ka, va) = x.map_err(io)?;
                 let (kb, vb) = y.map_err(io)?;
-                if K::as_bytes(&ka.value()).as_ref() != K::as_bytes(&kb.value()).as_ref()
-                    || V::as_bytes(&va.value()).as_ref() != V::as_bytes(&vb.value()).as_ref()
-                {
-                    return Err(corrupt(
-                        format!("projection {name}"),
-                        format!("entry {n} differs from a rebuild from the log"),
-                    ));
+                let ka: Vec<u8> = K::as_bytes(&ka.value()).as_ref().to_vec();
+                let kb: Vec<u8> = K::as_bytes(&kb.value()).as_ref().to_vec();
+                let (ka, kb) = (ka.as_slice(), kb.as_slice());
+                // Keys in the same order on both sides: the first unequal pair says which
+                // side lacks an entry.
+                match K::compare(ka, kb) {
+                    std::cmp::Ordering::Less => {
+                        return differs(format!("extra entry {}", key_of(ka)));
+                    }
+                    std::cmp::Ordering::Greater => {
+                        return differs(format!("missing entry {}", key_of(kb)));
+                    }
+                    std::cmp::Ordering::Equal => {}
+                }
+                if V::as_bytes(&va.value()).as_ref() != V::as_bytes(&vb.value()).as_ref() {
+                    return differs(format!("entry {} differs", key_of(ka)));
                 }
                 n += 1;
+                (a_row, b_row) = (ia.next(), ib.next());
             }
-            _ => {
-                return Err(corrupt(
-                    format!("projection {name}"),
-                    "holds a different number of entries than a rebuild from the log",
+            (Some(x), None) => {
+                let (ka, _) = x.map_err(io)?;
+                return differs(format!(
+                    "extra entry {}",
+                    key_of(K::as_bytes(&ka.value()).as_ref())
+                ));
+            }
+            (None, Some(y)) => {
+                let (kb, _) = y.map_err(io)?;
+                return differs(format!(
+                    "missing entry {}",
+                    key_of(K::as_bytes(&kb.value()).as_ref())
                 ));
             }
         }
@@ -120,20 +129,20 @@ impl Maintenance for RedbStore {
         }
     }
 
-    fn verify(&self) -> Result<VerifyReport, StoreError> {
+    fn verify_with(&self, progress: &dyn Fn(u64)) -> Result<VerifyReport, StoreError> {
         let read = begin_read(&self.db)?;
         let events = read.open_table(EVENTS).map_err(io)?;
         let scratch = Builder::new()
             .create_with_backend(::redb::backends::InMemoryBackend::new())
             .map_err(io)?;
         let txn = scratch.begin_write().map_err(io)?;
-        let (n, last) = replay(&events, &txn)?;
+        let chain = replay(&events, &txn, progress)?;
         txn.commit().map_err(io)?;
         let head = read_head(&read)?;
-        check_head(head, n, last)?;
+        chain.ends_at(head)?;
         let rebuilt = scratch.begin_read().map_err(io)?;
         let report = VerifyReport {
-            events: n,
+            events: head.position,
             instances: compare(&read, &rebuilt, INSTANCES)?,
             index_entries: compare(&read, &rebuilt, INDEX)?,
             head,
@@ -153,19 +162,19 @@ impl Maintenance for RedbStore {
 
     /// One write transaction: drop the projections, replay the log into them, commit.
     /// Any damage to the log aborts it, leaving the store as it was.
-    fn rebuild(&self) -> Result<u64, StoreError> {
+    fn rebuild_with(&self, progress: &dyn Fn(u64)) -> Result<u64, StoreError> {
         let txn = self.db.begin_write().map_err(io)?;
         drop_projection(&txn)?;
-        let (n, last) = {
+        let chain = {
             let events = txn.open_table(EVENTS).map_err(io)?;
-            replay(&events, &txn)?
+            replay(&events, &txn, progress)?
         };
         let head = {
             let meta = txn.open_table(META).map_err(io)?;
             let guard = meta.get(HEAD_KEY).map_err(io)?;
             decode_head(guard.as_ref().map(|g| g.value()))?
         };
-        check_head(head, n, last)?;
+        chain.ends_at(head)?;
         txn.open_table(META)
             .map_err(io)?
             .insert(
@@ -174,7 +183,7 @@ impl Maintenance for RedbStore {
             )
             .map_err(io)?;
         txn.commit().map_err(io)?;
-        Ok(n)
+        Ok(head.position)
     }
 
     fn projection_version(&self) -> Result<u32, StoreError> {
@@ -192,16 +201,30 @@ impl Maintenance for RedbStore {
         }
     }
 
-    fn export(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+    fn export(
+        &self,
+        range: &ExportRange,
+        out: &mut dyn std::io::Write,
+        progress: &dyn Fn(u64),
+    ) -> Result<u64, StoreError> {
         let read = begin_read(&self.db)?;
         let events = read.open_table(EVENTS).map_err(io)?;
         let mut n = 0;
-        for row in events.iter().map_err(io)? {
+        let rows = events
+            .range(range.from.max(1)..=range.to.unwrap_or(u64::MAX))
+            .map_err(io)?;
+        for row in rows {
             let (pos, stored) = row.map_err(io)?;
-            let (_, body) = split_record(pos.value(), stored.value())?;
-            out.write_all(body).map_err(io)?;
-            out.write_all(b"\n").map_err(io)?;
-            n += 1;
+            let pos = pos.value();
+            let (_, body) = split_record(pos, stored.value())?;
+            if range.includes(pos, body)? {
+                out.write_all(body).map_err(io)?;
+                out.write_all(b"\n").map_err(io)?;
+                n += 1;
+            }
+            if pos % PROGRESS_EVERY == 0 {
+                progress(pos);
+            }
         }
         out.flush().map_err(io)?;
         Ok(n)

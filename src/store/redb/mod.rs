@@ -18,6 +18,7 @@ use ::redb::{Builder, Database, ReadableTable, ReadableTableMetadata};
 
 use super::{EventStore, Snapshot, StoreError, WriteTxn};
 use read::RedbRead;
+pub use tables::FILE_NAME;
 use tables::*;
 use write::{RedbWrite, open_projection};
 

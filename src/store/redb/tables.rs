@@ -40,7 +40,7 @@ pub(super) const VERSIONS: TableDefinition<(u128, u64), &[u8]> = TableDefinition
 pub(super) const HEAD_KEY: &str = "head";
 /// The projection version that built the projections (u32, big endian); absent: 1.
 pub(super) const PROJECTION_VERSION_KEY: &str = "projection_version";
-pub(super) const FILE_NAME: &str = "ledger.redb";
+pub const FILE_NAME: &str = "ledger.redb";
 
 pub(super) fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())

@@ -4,7 +4,8 @@
 use ::redb::{ReadableTable, Table, WriteTransaction};
 use uuid::Uuid;
 
-use super::super::envelope::{Envelope, NewEvent};
+use super::super::chain::{Checked, follows};
+use super::super::envelope::{Envelope, NewEvent, Payload};
 use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json};
 use super::super::{Head, StoreError, WriteTxn};
 use super::tables::*;
@@ -313,23 +314,42 @@ impl WriteTxn for RedbWrite<'_> {
     fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError> {
         let current = last_version(&self.streams, event.stream_id)?;
         let sealed = event.seal(current, &self.head)?;
-        let env = &sealed.env;
-        let mut stored = Vec::with_capacity(32 + sealed.body.len());
-        stored.extend_from_slice(&sealed.hash);
-        stored.extend_from_slice(&sealed.body);
+        self.put(&sealed.env, &sealed.body, sealed.hash, &sealed.payload)?;
+        Ok(sealed.env)
+    }
+
+    fn append_checked(&mut self, event: &Checked) -> Result<(), StoreError> {
+        let current = last_version(&self.streams, event.env.stream_id)?;
+        follows(&self.head, current, event)?;
+        self.put(&event.env, &event.body, event.hash, &event.payload)
+    }
+}
+
+impl RedbWrite<'_> {
+    /// Stores one sealed event: the record (hash + bytes), the stream index, the
+    /// projections and the new head.
+    fn put(
+        &mut self,
+        env: &Envelope,
+        body: &[u8],
+        hash: [u8; 32],
+        payload: &Payload,
+    ) -> Result<(), StoreError> {
+        let mut stored = Vec::with_capacity(32 + body.len());
+        stored.extend_from_slice(&hash);
+        stored.extend_from_slice(body);
         self.events
             .insert(env.position, stored.as_slice())
             .map_err(io)?;
         self.streams
             .insert((env.stream_id.as_u128(), env.version), env.position)
             .map_err(io)?;
-        self.projector
-            .apply(&mut self.projection, env, &sealed.payload)?;
+        self.projector.apply(&mut self.projection, env, payload)?;
         self.head = Head {
             position: env.position,
-            hash: sealed.hash,
+            hash,
         };
         self.dirty = true;
-        Ok(sealed.env)
+        Ok(())
     }
 }
