@@ -1,6 +1,5 @@
 //! The `ledger` binary: `ledger serve` runs the server; `ledger verify` and `ledger export`
-//! are shorthands for `ledgerctl`'s (the same `ops` code)
-//! work on a stopped ledger.
+//! work on a stopped ledger, as shorthands for `ledgerctl`'s (the same `ops` code).
 
 use std::io::IsTerminal;
 
