@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod body_schema;
 pub mod cloudmc;
+pub mod console;
 pub mod failure;
 pub mod launch_provision;
 pub mod mogan;
@@ -65,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     launch_provision::configure(cfg);
     wakame::configure(cfg);
     native::configure(cfg);
+    console::configure(cfg);
 }
 
 /// What answers a path no wing serves: the native API's 404.

@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::{Envelope, Point, QueryError, Reader, StreamKind};
 use crate::authz::{self, Action, Decision, Object};
-use crate::domain::instance::Instance;
-use crate::domain::lifecycle::State;
+use crate::domain::instance::{self, Command, Instance, LockHolder};
+use crate::domain::lifecycle::{Operation, State};
 use crate::domain::short_id;
 use crate::projection::{Filter, IndexKey, Page, index};
 
@@ -203,5 +203,39 @@ impl Reader<'_> {
             .into_iter()
             .map(|s| Ok((s, self.snap.count(&Filter::State(s).index_key())?)))
             .collect()
+    }
+
+    /// The console's actions the caller may perform on the instance now: each one the
+    /// policy lets the caller operate, its lock does not hold back, and the state machine
+    /// accepts (asked of `decide` itself, so the answer cannot drift from the rules).
+    pub fn operations(&self, raw: &str) -> Result<Vec<Operation>, QueryError> {
+        let inst = self.instance(raw)?;
+        if self.check(&inst, Action::OperateInstance).is_err() {
+            return Ok(Vec::new());
+        }
+        let by = if self.caller.staff {
+            LockHolder::Admin
+        } else {
+            LockHolder::Owner
+        };
+        let candidates = [
+            Command::Start,
+            Command::Stop { force: false },
+            Command::Stop { force: true },
+            Command::Reboot { soft: true },
+            Command::Destroy { force: false },
+            Command::Recover,
+            Command::Purge,
+            Command::Lock { by },
+            Command::Unlock { by },
+        ];
+        Ok(candidates
+            .iter()
+            .filter(|c| {
+                instance::check_lock(&inst, c, self.caller.staff).is_ok()
+                    && instance::decide(Some(&inst), c).is_ok_and(|events| !events.is_empty())
+            })
+            .filter_map(Command::operation)
+            .collect())
     }
 }

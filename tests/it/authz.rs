@@ -429,6 +429,7 @@ async fn authorization_matrix_and_no_leaks() {
         (Method::GET, "/v1/instances/{id}", None, &READ),
         (Method::GET, "/v1/instances/{id}/power", None, &READ),
         (Method::GET, "/v1/instances/{id}/events", None, &READ),
+        (Method::GET, "/v1/instances/{id}/operations", None, &READ),
         (Method::GET, "/v1/instances/{id}/diff?from=0", None, &READ),
         (
             Method::PATCH,

@@ -471,3 +471,85 @@ async fn a_lock_refuses_power_and_deletion_to_members_until_lifted() {
     let r = as_member(Method::POST, format!("/v1/instances/{id}/start")).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
 }
+
+on_each_backend!(#[tokio::test] async fn operations_offer_what_role_lock_and_state_allow_now);
+async fn operations_offer_what_role_lock_and_state_allow_now() {
+    let s = Server::start(&["--driver-delay-ms", "0"]);
+    let c = Catalog::create(&s).await;
+    let id = s.post("/v1/instances", c.instance("ops")).await.id();
+    s.wait_for_state(&id, "running").await;
+    let mut tokens = Vec::new();
+    for (name, role) in [("ada", "administrator"), ("max", "manager")] {
+        let (user, token) = s.user(name, false).await;
+        let r = s
+            .post(
+                &format!("/v1/projects/{}/members", c.project),
+                json!({"user_id": user, "role": role}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        tokens.push(token);
+    }
+    let offered = |token: String| {
+        let s = &s;
+        let path = format!("/v1/instances/{id}/operations");
+        async move {
+            let r = Server::send(s.http(Method::GET, &path).bearer_auth(token)).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            let ops: Vec<String> = r.body["operations"]
+                .as_array()
+                .expect("operations")
+                .iter()
+                .map(|o| o.as_str().expect("name").to_string())
+                .collect();
+            ops
+        }
+    };
+    let (admin, manager) = (tokens[0].clone(), tokens[1].clone());
+    let staff = crate::harness::TOKEN.to_string();
+    let running = offered(admin.clone()).await;
+    for op in ["stop", "force_stop", "reboot", "lock"] {
+        assert!(
+            running.contains(&op.to_string()),
+            "{op} while running: {running:?}"
+        );
+    }
+    for op in ["start", "recover", "purge", "unlock"] {
+        assert!(
+            !running.contains(&op.to_string()),
+            "{op} while running: {running:?}"
+        );
+    }
+    assert!(
+        offered(manager).await.is_empty(),
+        "a manager operates nothing"
+    );
+    // Staff lock it: the project's administrator may no longer stop it; staff may.
+    let r = s.post(&format!("/v1/instances/{id}/lock"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let locked = offered(admin.clone()).await;
+    assert!(!locked.contains(&"stop".to_string()), "{locked:?}");
+    let as_staff = offered(staff.clone()).await;
+    assert!(
+        as_staff.contains(&"stop".to_string()) && as_staff.contains(&"unlock".to_string()),
+        "{as_staff:?}"
+    );
+    // Each offer is what a request meets: the refused one is refused.
+    let refused = Server::send(
+        s.http(Method::POST, &format!("/v1/instances/{id}/stop"))
+            .bearer_auth(admin.clone())
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(refused.status.as_u16(), 409, "{}", refused.body);
+    let r = s
+        .post(&format!("/v1/instances/{id}/unlock"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = s.post(&format!("/v1/instances/{id}/stop"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    s.wait_for_state(&id, "stopped").await;
+    let stopped = offered(admin).await;
+    assert!(stopped.contains(&"start".to_string()), "{stopped:?}");
+    assert!(!stopped.contains(&"stop".to_string()), "{stopped:?}");
+}

@@ -11,6 +11,7 @@ mod authz;
 mod bad_input;
 mod catalog;
 mod cloudmc;
+mod console;
 mod durability;
 mod launch_provision;
 mod ledgerctl;

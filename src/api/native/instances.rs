@@ -21,7 +21,7 @@ use super::{Caller, NativeError};
 use crate::api::failure::{Failure, Input};
 use crate::api::{AppState, validate};
 use crate::domain::instance::{self, Command, Patch};
-use crate::domain::lifecycle::State;
+use crate::domain::lifecycle::{Operation, State};
 use crate::limits;
 use crate::projection::InstanceView;
 use crate::query;
@@ -334,4 +334,26 @@ pub async fn events(
         .map(super::events::EventItem::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(super::events::EventList { items }))
+}
+
+/// What the caller may do to the instance now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Operations {
+    /// Among `start`, `stop`, `force_stop`, `reboot`, `destroy`, `recover`, `purge`,
+    /// `lock`, `unlock`: those the caller's role, the instance's lock and its state allow.
+    pub operations: Vec<Operation>,
+}
+
+/// The operations the caller may perform on the instance now (the console's action
+/// buttons): the same rules a request would meet, asked without changing anything.
+#[utoipa::path(get, path = "/v1/instances/{id}/operations", tag = "instances", params(InstancePath),
+    responses((status = 200, description = "Allowed now", body = Operations), (status = 404, response = NotFound), (status = 410, response = Gone)))]
+pub async fn operations(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    caller: Caller,
+) -> Result<HttpResponse, NativeError> {
+    let raw = path.into_inner();
+    let operations = query::read(&state.ledger, &caller, move |r| r.operations(&raw)).await?;
+    Ok(HttpResponse::Ok().json(Operations { operations }))
 }

@@ -215,7 +215,7 @@ fn forbiddable(action: Action) -> bool {
         ops::healthz, ops::readyz, ops::metrics, ops::openapi_json,
         instances::create, instances::list, instances::show, instances::patch, instances::destroy,
         actions::start, actions::stop, actions::reboot, actions::resize, actions::recover,
-        actions::purge, actions::lock, actions::unlock, actions::complete, actions::fail, actions::power, actions::set_power, instances::events,
+        actions::purge, actions::lock, actions::unlock, actions::complete, actions::fail, actions::power, actions::set_power, instances::events, instances::operations,
         events::feed, events::stream, events::head, events::digest,
         history::diff, history::fleet_changes,
         identity::me, identity::create_user, identity::list_users, identity::show_user,

@@ -75,6 +75,7 @@ pub fn table() -> Vec<RouteDef> {
         GET "/v1/instances/{id}/power" => a::power, ReadInstance, Instance;
         PUT "/v1/instances/{id}/power" => a::set_power, OperateInstance, Instance;
         GET "/v1/instances/{id}/events" => i::events, ReadInstance, Instance;
+        GET "/v1/instances/{id}/operations" => i::operations, ReadInstance, Instance;
         GET "/v1/instances/{id}/diff" => history::diff, ReadInstance, Instance;
         GET "/v1/changes" => history::fleet_changes, Authenticated, None;
         GET "/v1/events" => events::feed, Authenticated, None;
