@@ -138,31 +138,14 @@ impl Target {
     }
 }
 
-/// A store that does not open is held by a server (exit 3), or damaged beyond opening
-/// (exit 1: a truncated or overwritten file is damage, not a usage problem).
+/// A store that does not open is held by a server (exit 3), damaged beyond opening (a
+/// truncated or overwritten file: exit 1, it is damage), or unreachable (exit 3).
 fn open_failure(target: &Target, e: StoreError) -> OpsError {
     match e {
         StoreError::Locked(_) => OpsError::Open(format!(
             "{e}; stop the server first, or work on a copy of the data directory"
         )),
-        StoreError::Io(detail) if looks_damaged(&detail) => OpsError::Damage {
-            at: format!("store file in {target}"),
-            detail,
-        },
+        StoreError::Corrupt { at, detail } => OpsError::Damage { at, detail },
         other => OpsError::Open(format!("cannot open {target}: {other}")),
     }
-}
-
-fn looks_damaged(detail: &str) -> bool {
-    let d = detail.to_ascii_lowercase();
-    [
-        "corrupt",
-        "invalid",
-        "truncat",
-        "checksum",
-        "unexpected eof",
-        "magic",
-    ]
-    .iter()
-    .any(|w| d.contains(w))
 }

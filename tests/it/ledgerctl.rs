@@ -408,8 +408,13 @@ async fn verify_names_redb_damage_and_rebuild_repairs_only_projections() {
     f.set_len(len / 3).expect("truncate");
     drop(f);
     let (code, doc) = ctl_json(&args(&["verify"], &at));
-    assert_ne!(code, 0, "{doc}");
-    assert_eq!(doc["ok"], false, "{doc}");
+    assert_eq!((code, doc["error"].as_str()), (1, Some("damage")), "{doc}");
+    assert!(
+        doc["at"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("store file")),
+        "{doc}"
+    );
 }
 
 #[tokio::test]

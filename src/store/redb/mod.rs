@@ -50,6 +50,13 @@ impl RedbStore {
                 ::redb::DatabaseError::DatabaseAlreadyOpen => {
                     StoreError::Locked(path.display().to_string())
                 }
+                // A truncated or overwritten file: damage, not an I/O hiccup.
+                ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(detail)) => {
+                    StoreError::Corrupt {
+                        at: format!("store file {}", path.display()),
+                        detail,
+                    }
+                }
                 other => io(other),
             })?;
         let store = RedbStore { db, path };
