@@ -12,6 +12,7 @@ mod bad_input;
 mod catalog;
 mod cloudmc;
 mod console;
+mod crash_loop;
 mod durability;
 mod launch_provision;
 mod ledgerctl;
