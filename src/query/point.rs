@@ -51,3 +51,32 @@ impl Reader<'_> {
         Ok(self.position_of(point)?.min(self.snap.head()?.position))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever a query string holds, a point parses or is refused with a message.
+        #[test]
+        fn any_text_is_a_point_or_a_message(raw in "\\PC{0,40}") {
+            let _ = Point::either("at", &raw);
+            let _ = Point::time("at", &raw);
+            let _ = Point::position("at", &raw);
+        }
+    }
+
+    #[test]
+    fn digits_are_positions_and_the_rest_times() {
+        assert_eq!(Point::either("at", "12"), Ok(Point::Position(12)));
+        assert!(matches!(
+            Point::either("at", "2026-11-22T09:00:00Z"),
+            Ok(Point::Time(_))
+        ));
+        assert!(Point::either("at", "99999999999999999999999").is_err());
+        assert!(Point::either("at", "").is_err());
+    }
+}
