@@ -20,13 +20,18 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A log that cannot be written (a full disk) is dropped: tracing's own report of that
+    // failure is an eprintln!, which panics on the same stderr and would take down
+    // whichever thread logged (the writer, say).
     match cli.log_format {
         LogFormat::Text => tracing_subscriber::fmt()
+            .log_internal_errors(false)
             .with_env_filter(filter)
             .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .init(),
         LogFormat::Json => tracing_subscriber::fmt()
+            .log_internal_errors(false)
             .json()
             .with_current_span(true)
             .with_span_list(false)

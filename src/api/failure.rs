@@ -88,6 +88,9 @@ pub enum Failure {
     Overloaded,
     #[error("the ledger cannot serve this request now: {0}")]
     Unavailable(String),
+    /// The disk is full: nothing was written; reads go on, writes resume once there is room.
+    #[error("the ledger's disk is full; nothing was written: {0}")]
+    StorageFull(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -121,6 +124,7 @@ impl From<StoreError> for Failure {
                 tracing::error!(error = %e, "store corruption detected");
                 Failure::Internal(e.to_string())
             }
+            StoreError::Full(detail) => Failure::StorageFull(detail),
             other => Failure::Unavailable(other.to_string()),
         }
     }

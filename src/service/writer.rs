@@ -152,9 +152,13 @@ impl Writer {
                 metrics::counter!("ledger_commit_failures_total").increment(1);
                 self.record_failure(Some(e.to_string()));
                 for job in jobs {
-                    let _ = job.reply.send(Err(ServiceError::Unavailable(format!(
-                        "the store failed: {e}"
-                    ))));
+                    let _ = job.reply.send(Err(match &e {
+                        // Said as such (507): the client knows to retry once there is room.
+                        StoreError::Full(detail) => {
+                            ServiceError::Store(StoreError::Full(detail.clone()))
+                        }
+                        _ => ServiceError::Unavailable(format!("the store failed: {e}")),
+                    }));
                 }
             }
         }

@@ -29,6 +29,9 @@ pub use envelope::{Envelope, NewEvent, StreamKind};
 pub enum StoreError {
     #[error("storage I/O failed: {0}")]
     Io(String),
+    /// The disk is full: nothing was written; writes can succeed once there is room.
+    #[error("the disk is full: {0}")]
+    Full(String),
     /// Stored bytes did not decode or did not match their hash.
     #[error("stored data is corrupt at {at}: {detail}")]
     Corrupt { at: String, detail: String },

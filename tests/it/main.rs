@@ -13,6 +13,7 @@ mod catalog;
 mod cloudmc;
 mod console;
 mod crash_loop;
+mod disk_full;
 mod durability;
 mod launch_provision;
 mod ledgerctl;

@@ -228,7 +228,7 @@ fn render(f: &Failure) -> CmError {
         Failure::Address { .. } => CmError::invalid("ipAddress", f.to_string()),
         Failure::Taken(why) => api(S::BAD_REQUEST, code::CONFLICT, why.clone()),
         Failure::IdempotencyKeyReused => api(S::BAD_REQUEST, code::CONFLICT, f.to_string()),
-        Failure::Overloaded | Failure::Unavailable(_) => {
+        Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_) => {
             api(S::SERVICE_UNAVAILABLE, code::UNAVAILABLE, f.to_string())
         }
         Failure::Internal(why) => {
@@ -254,7 +254,10 @@ impl ResponseError for CmError {
         match self {
             CmError::Failure(f) => {
                 let mut resp = render(f).error_response();
-                if matches!(f, Failure::Overloaded | Failure::Unavailable(_)) {
+                if matches!(
+                    f,
+                    Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_)
+                ) {
                     resp.headers_mut()
                         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }

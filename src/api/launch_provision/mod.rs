@@ -111,7 +111,7 @@ fn render(f: &Failure) -> LpError {
         | Failure::Address { .. }
         | Failure::Taken(_) => text(StatusCode::REQUEST_TIMEOUT, ec2::RUN_FAILED),
         Failure::IdempotencyKeyReused => text(StatusCode::UNPROCESSABLE_ENTITY, &f.to_string()),
-        Failure::Overloaded | Failure::Unavailable(_) => {
+        Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_) => {
             LpError::Page(StatusCode::SERVICE_UNAVAILABLE)
         }
         Failure::Internal(why) => {
@@ -133,7 +133,10 @@ impl ResponseError for LpError {
         match self {
             LpError::Failure(f) => {
                 let mut resp = render(f).error_response();
-                if matches!(f, Failure::Overloaded | Failure::Unavailable(_)) {
+                if matches!(
+                    f,
+                    Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_)
+                ) {
                     resp.headers_mut()
                         .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
                 }

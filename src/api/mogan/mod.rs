@@ -251,7 +251,7 @@ fn render(f: &Failure) -> Rendered {
         Failure::Taken(why) => Fault(StatusCode::CONFLICT, why.clone()),
         Failure::Iso { .. } => Fault(StatusCode::BAD_REQUEST, f.to_string()),
         Failure::IdempotencyKeyReused => Fault(StatusCode::UNPROCESSABLE_ENTITY, f.to_string()),
-        Failure::Overloaded | Failure::Unavailable(_) => {
+        Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_) => {
             Fault(StatusCode::SERVICE_UNAVAILABLE, f.to_string())
         }
         Failure::Internal(why) => {
@@ -296,7 +296,9 @@ impl ResponseError for MoganError {
         let mut resp = HttpResponse::build(status);
         if matches!(
             self,
-            MoganError::Failure(Failure::Overloaded | Failure::Unavailable(_))
+            MoganError::Failure(
+                Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_)
+            )
         ) {
             resp.insert_header((header::RETRY_AFTER, "1"));
         }

@@ -40,6 +40,7 @@ pub enum ProblemCode {
     Conflict,
     Overloaded,
     Unavailable,
+    StorageFull,
     Internal,
 }
 
@@ -67,6 +68,7 @@ impl ProblemCode {
             ProblemCode::Conflict => "conflict",
             ProblemCode::Overloaded => "overloaded",
             ProblemCode::Unavailable => "unavailable",
+            ProblemCode::StorageFull => "storage_full",
             ProblemCode::Internal => "internal",
         }
     }
@@ -155,6 +157,7 @@ pub fn code(f: &Failure) -> ProblemCode {
         Failure::IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
         Failure::Overloaded => ProblemCode::Overloaded,
         Failure::Unavailable(_) => ProblemCode::Unavailable,
+        Failure::StorageFull(_) => ProblemCode::StorageFull,
         Failure::Internal(_) => ProblemCode::Internal,
     }
 }
@@ -183,6 +186,7 @@ fn title(f: &Failure) -> &'static str {
         Failure::IdempotencyKeyReused => "Idempotency key reused",
         Failure::Overloaded => "Overloaded",
         Failure::Unavailable(_) => "Service unavailable",
+        Failure::StorageFull(_) => "Insufficient storage",
         Failure::Internal(_) => "Internal error",
     }
 }
@@ -213,6 +217,7 @@ pub fn status(f: &Failure) -> StatusCode {
             AddressProblem::Taken | AddressProblem::NetworkFull => StatusCode::CONFLICT,
         },
         Failure::Overloaded | Failure::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Failure::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         Failure::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -288,6 +293,9 @@ impl ResponseError for NativeError {
             }
             Failure::Overloaded | Failure::Unavailable(_) => {
                 resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Failure::StorageFull(_) => {
+                resp.insert_header((header::RETRY_AFTER, "30"));
             }
             _ => {}
         }

@@ -167,7 +167,7 @@ fn render(f: &Failure) -> (StatusCode, Option<Value>) {
         Failure::Locked { .. } | Failure::LockHeld | Failure::Iso { .. } => {
             detail(StatusCode::CONFLICT, &f.to_string())
         }
-        Failure::Overloaded | Failure::Unavailable(_) => {
+        Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_) => {
             detail(StatusCode::SERVICE_UNAVAILABLE, &f.to_string())
         }
         Failure::Internal(why) => {
@@ -200,7 +200,9 @@ impl ResponseError for NcError {
             NcError::Failure(Failure::Unauthenticated | Failure::BadToken) => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Token"));
             }
-            NcError::Failure(Failure::Overloaded | Failure::Unavailable(_)) => {
+            NcError::Failure(
+                Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_),
+            ) => {
                 resp.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}

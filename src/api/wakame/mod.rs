@@ -160,7 +160,9 @@ fn render(f: &Failure) -> WakameError {
         Failure::Address { .. } => api("OutOfNetworkCapacity", f.to_string()),
         Failure::Taken(_) => bare("DuplicateHostname"),
         Failure::IdempotencyKeyReused => api("DatabaseError", f.to_string()),
-        Failure::Overloaded | Failure::Unavailable(_) => api("ServiceUnavailable", f.to_string()),
+        Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_) => {
+            api("ServiceUnavailable", f.to_string())
+        }
         Failure::Internal(why) => {
             tracing::error!(error = %why, "internal error");
             api("InternalError", "internal error")
@@ -181,7 +183,10 @@ impl ResponseError for WakameError {
         match self {
             WakameError::Failure(f) => {
                 let mut resp = render(f).error_response();
-                if matches!(f, Failure::Overloaded | Failure::Unavailable(_)) {
+                if matches!(
+                    f,
+                    Failure::Overloaded | Failure::Unavailable(_) | Failure::StorageFull(_)
+                ) {
                     resp.headers_mut()
                         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }

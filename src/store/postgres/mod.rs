@@ -40,6 +40,9 @@ const MAX_ATTEMPTS: usize = 8;
 const IDLE_READERS: usize = 16;
 
 pub(super) fn pg(e: postgres::Error) -> StoreError {
+    if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
+        return StoreError::Full(format!("postgres: {e}"));
+    }
     StoreError::Io(format!("postgres: {e}"))
 }
 

@@ -106,7 +106,7 @@ where
 
 impl Maintenance for RedbStore {
     fn check_tail(&self) -> Result<Head, StoreError> {
-        let read = begin_read(&self.db)?;
+        let read = begin_read(&*self.db()?)?;
         let head = read_head(&read)?;
         let events = read.open_table(EVENTS).map_err(io)?;
         let last = events.last().map_err(io)?;
@@ -130,7 +130,7 @@ impl Maintenance for RedbStore {
     }
 
     fn verify_with(&self, progress: &dyn Fn(u64)) -> Result<VerifyReport, StoreError> {
-        let read = begin_read(&self.db)?;
+        let read = begin_read(&*self.db()?)?;
         let events = read.open_table(EVENTS).map_err(io)?;
         let scratch = Builder::new()
             .create_with_backend(::redb::backends::InMemoryBackend::new())
@@ -163,7 +163,7 @@ impl Maintenance for RedbStore {
     /// One write transaction: drop the projections, replay the log into them, commit.
     /// Any damage to the log aborts it, leaving the store as it was.
     fn rebuild_with(&self, progress: &dyn Fn(u64)) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
+        let txn = self.db()?.begin_write().map_err(io)?;
         drop_projection(&txn)?;
         let chain = {
             let events = txn.open_table(EVENTS).map_err(io)?;
@@ -187,7 +187,7 @@ impl Maintenance for RedbStore {
     }
 
     fn projection_version(&self) -> Result<u32, StoreError> {
-        let read = begin_read(&self.db)?;
+        let read = begin_read(&*self.db()?)?;
         let meta = read.open_table(META).map_err(io)?;
         let guard = meta.get(PROJECTION_VERSION_KEY).map_err(io)?;
         match guard.as_ref().map(|g| g.value()) {
@@ -207,7 +207,7 @@ impl Maintenance for RedbStore {
         out: &mut dyn std::io::Write,
         progress: &dyn Fn(u64),
     ) -> Result<u64, StoreError> {
-        let read = begin_read(&self.db)?;
+        let read = begin_read(&*self.db()?)?;
         let events = read.open_table(EVENTS).map_err(io)?;
         let mut n = 0;
         let rows = events
@@ -280,7 +280,7 @@ mod tests {
         key: K::SelfType<'_>,
         byte: usize,
     ) {
-        let txn = store.db.begin_write().expect("txn");
+        let txn = store.db().expect("db").begin_write().expect("txn");
         {
             let mut t = txn.open_table(def).expect("table");
             let mut raw = t.get(&key).expect("get").expect("present").value().to_vec();
@@ -339,7 +339,7 @@ mod tests {
     fn flipping_any_byte_of_a_stored_event_is_detected_at_its_position() {
         let (_dir, store) = store_with_events(5);
         let len = {
-            let read = store.db.begin_read().expect("read");
+            let read = store.db().expect("db").begin_read().expect("read");
             let t = read.open_table(EVENTS).expect("table");
             t.get(3).expect("get").expect("present").value().len()
         };
@@ -359,7 +359,7 @@ mod tests {
     fn a_drifted_projection_is_detected_and_a_rebuild_repairs_it() {
         let (_dir, store) = store_with_events(3);
         let id = {
-            let read = store.db.begin_read().expect("read");
+            let read = store.db().expect("db").begin_read().expect("read");
             let t = read.open_table(RESOURCES).expect("table");
             let first = t.iter().expect("iter").next().expect("row").expect("row");
             first.0.value()
@@ -385,7 +385,7 @@ mod tests {
             None
         );
         // A ledger written before versions were recorded, with a projection it lacked.
-        let txn = store.db.begin_write().expect("txn");
+        let txn = store.db().expect("db").begin_write().expect("txn");
         txn.open_table(META)
             .expect("meta")
             .remove(PROJECTION_VERSION_KEY)

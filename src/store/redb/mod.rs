@@ -13,6 +13,8 @@ mod tables;
 mod write;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ::redb::{Builder, Database, ReadableTable, ReadableTableMetadata};
 
@@ -23,8 +25,38 @@ use tables::*;
 use write::{RedbWrite, open_projection};
 
 pub struct RedbStore {
-    db: Database,
+    /// The open file. `None` only between dropping a failed handle and reopening it.
+    db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
+    cache: usize,
+    /// Set when a write failed on I/O: redb refuses the handle from then on (a failed
+    /// fsync must not be retried on it), so the next write reopens the file, once there
+    /// is room to write. Reads go on through the old handle until then.
+    failed: AtomicBool,
+}
+
+/// What the next write after an I/O failure must be able to write before the store is
+/// reopened: a commit needs room for new pages, and a disk that is still full would
+/// only fail again (and take the readers' handle with it).
+const ROOM_TO_RESUME: usize = 4 * 1024 * 1024;
+
+fn open_db(path: &Path, cache: usize) -> Result<Database, StoreError> {
+    Builder::new()
+        .set_cache_size(cache)
+        .create(path)
+        .map_err(|e| match e {
+            ::redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::Locked(path.display().to_string())
+            }
+            // A truncated or overwritten file: damage, not an I/O hiccup.
+            ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(detail)) => {
+                StoreError::Corrupt {
+                    at: format!("store file {}", path.display()),
+                    detail,
+                }
+            }
+            other => io(other),
+        })
 }
 
 /// redb's page cache when none is configured (its own default).
@@ -43,25 +75,75 @@ impl RedbStore {
         std::fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join(FILE_NAME);
         let cache = usize::try_from(cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
-        let db = Builder::new()
-            .set_cache_size(cache)
-            .create(&path)
-            .map_err(|e| match e {
-                ::redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StoreError::Locked(path.display().to_string())
-                }
-                // A truncated or overwritten file: damage, not an I/O hiccup.
-                ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(detail)) => {
-                    StoreError::Corrupt {
-                        at: format!("store file {}", path.display()),
-                        detail,
-                    }
-                }
-                other => io(other),
-            })?;
-        let store = RedbStore { db, path };
+        let db = open_db(&path, cache)?;
+        let store = RedbStore {
+            db: RwLock::new(Some(Arc::new(db))),
+            path,
+            cache,
+            failed: AtomicBool::new(false),
+        };
         store.create_tables()?;
         Ok(store)
+    }
+
+    /// The open handle, for one transaction.
+    pub(super) fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Io("the store is being reopened after an I/O error".into()))
+    }
+
+    /// The handle a write may use: after an I/O failure, a fresh one once there is room.
+    fn writable(&self) -> Result<Arc<Database>, StoreError> {
+        if self.failed.load(Ordering::Acquire) {
+            self.room_to_resume()?;
+            self.reopen()?;
+        }
+        self.db()
+    }
+
+    /// Whether the file system takes [`ROOM_TO_RESUME`] bytes now, durably.
+    fn room_to_resume(&self) -> Result<(), StoreError> {
+        use std::io::Write;
+        let probe = self.path.with_extension("room-probe");
+        let result = std::fs::File::create(&probe).and_then(|mut f| {
+            f.write_all(&vec![0u8; ROOM_TO_RESUME])?;
+            f.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        result.map_err(io)
+    }
+
+    /// Drops the failed handle and opens the file again (redb recovers it to the last
+    /// commit). A reader still holding the old handle makes this wait for a later write.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = slot.take() {
+            match Arc::try_unwrap(old) {
+                Ok(db) => drop(db),
+                Err(held) => {
+                    *slot = Some(held);
+                    return Err(StoreError::Io(
+                        "the store is being reopened after an I/O error; retry shortly".into(),
+                    ));
+                }
+            }
+        }
+        let db = open_db(&self.path, self.cache)?;
+        *slot = Some(Arc::new(db));
+        self.failed.store(false, Ordering::Release);
+        tracing::warn!(path = %self.path.display(), "reopened the store after an I/O error");
+        Ok(())
+    }
+
+    /// Remembers an I/O failure of a write, so the next write reopens the file.
+    fn note(&self, result: Result<(), StoreError>) -> Result<(), StoreError> {
+        if let Err(StoreError::Io(_) | StoreError::Full(_)) = &result {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
     }
 
     pub fn path(&self) -> &Path {
@@ -70,7 +152,7 @@ impl RedbStore {
 
     /// Creates missing tables; a new ledger records that today's code projects it.
     fn create_tables(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
+        let txn = self.db()?.begin_write().map_err(io)?;
         {
             let events = txn.open_table(EVENTS).map_err(io)?;
             txn.open_table(STREAMS).map_err(io)?;
@@ -95,7 +177,27 @@ impl EventStore for RedbStore {
         &self,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(io)?;
+        let db = self.writable()?;
+        let result = Self::write_on(&db, f);
+        self.note(result)
+    }
+
+    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        Ok(Box::new(RedbRead::new(begin_read(&*self.db()?)?)))
+    }
+
+    fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(std::fs::metadata(&self.path).map_err(io)?.len()))
+    }
+}
+
+impl RedbStore {
+    /// One write transaction on `db`: `f`, then one durable commit if it wrote anything.
+    fn write_on(
+        db: &Database,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = db.begin_write().map_err(io)?;
         let dirty;
         {
             let mut meta = txn.open_table(META).map_err(io)?;
@@ -122,13 +224,5 @@ impl EventStore for RedbStore {
         } else {
             txn.abort().map_err(io)
         }
-    }
-
-    fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
-        Ok(Box::new(RedbRead::new(begin_read(&self.db)?)))
-    }
-
-    fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
-        Ok(Some(std::fs::metadata(&self.path).map_err(io)?.len()))
     }
 }

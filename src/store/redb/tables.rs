@@ -42,9 +42,21 @@ pub(super) const HEAD_KEY: &str = "head";
 pub(super) const PROJECTION_VERSION_KEY: &str = "projection_version";
 pub const FILE_NAME: &str = "ledger.redb";
 
-pub(super) fn io(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io(e.to_string())
+/// A failure of redb or of the file system, classified: a full disk is `Full` (the
+/// caller can say 507 and writes resume once there is room), anything else `Io`.
+pub(super) fn io(e: impl Into<::redb::Error>) -> StoreError {
+    let e: ::redb::Error = e.into();
+    let full = matches!(&e, ::redb::Error::Io(err)
+        if err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(ENOSPC));
+    if full {
+        StoreError::Full(e.to_string())
+    } else {
+        StoreError::Io(e.to_string())
+    }
 }
+
+/// Linux's "no space left on device", for file systems whose error kind says less.
+const ENOSPC: i32 = 28;
 
 pub(super) fn corrupt(at: impl Into<String>, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {

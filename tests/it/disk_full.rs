@@ -1,0 +1,158 @@
+//! A full disk: the embedded ledger on a small tmpfs (the tests run as root, as CI does).
+//! Writes answer 507 with a problem body and append nothing, reads keep working, nothing
+//! acknowledged is lost, and writes resume by themselves once space is freed: the same
+//! process reopens its store, no restart.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::harness::{Catalog, Server};
+
+/// A tmpfs of `mb` MiB mounted for the test's life.
+/// (The temporary directory is held so it outlives the mount.)
+struct SmallDisk(PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(mb: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("dir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "the disk-full test mounts a tmpfs and needs root (as CI runs)"
+        );
+        SmallDisk(dir.path().to_path_buf(), dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system holding `path` to the last byte.
+fn fill(path: &Path) {
+    let mut f = std::fs::File::create(path).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let small = [0u8; 512];
+    while f.write_all(&small).is_ok() {}
+    let _ = f.sync_all();
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_507_keeps_reads_and_resumes_writes_once_space_is_freed() {
+    crate::harness::Backend::Redb.enter();
+    let disk = SmallDisk::mount(24);
+    let data = disk.0.join("data");
+    let s = Server::start_in(&data, &["--driver-delay-ms", "0"]);
+    let c = Catalog::create(&s).await;
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let r = s
+            .post("/v1/instances", c.instance(&format!("before-{i}")))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        acked.push(r.id());
+    }
+    let head_before = s.position().await;
+
+    let filler = disk.0.join("filler");
+    fill(&filler);
+    // The file's free pages may take a few more writes; then the disk is full.
+    let mut full = None;
+    for i in 0..2000 {
+        let r = s
+            .post("/v1/instances", c.instance(&format!("during-{i}")))
+            .await;
+        match r.status {
+            StatusCode::CREATED => acked.push(r.id()),
+            StatusCode::INSUFFICIENT_STORAGE => {
+                full = Some(r);
+                break;
+            }
+            other => panic!("a full disk answered {other}: {}", r.body),
+        }
+    }
+    let full = full.expect("the disk never filled up");
+    assert_eq!(full.body["code"], "storage_full", "{}", full.body);
+    assert_eq!(full.body["status"], 507, "{}", full.body);
+    let head_full = s.position().await;
+    assert!(head_full >= head_before);
+
+    // Reads go on; more writes are refused the same way and append nothing.
+    for id in &acked {
+        let r = s.get(&format!("/v1/instances/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let list = s.get("/v1/instances?limit=1").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    for i in 0..3 {
+        let r = s
+            .post("/v1/instances", c.instance(&format!("refused-{i}")))
+            .await;
+        assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE, "{}", r.body);
+    }
+    assert_eq!(
+        s.position().await,
+        head_full,
+        "refused writes appended nothing"
+    );
+
+    // Space comes back: writes resume in the same process.
+    std::fs::remove_file(&filler).expect("free the space");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = s.post("/v1/instances", c.instance("after")).await;
+        if r.status == StatusCode::CREATED {
+            acked.push(r.id());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes never resumed: {} {}",
+            r.status,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = s.post("/v1/instances", c.instance("after-2")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    acked.push(r.id());
+    for id in &acked {
+        let r = s.get(&format!("/v1/instances/{id}")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "acknowledged {id} lost: {}",
+            r.body
+        );
+    }
+    assert!(
+        s.log().contains("reopened the store"),
+        "recovered by reopening, not by a restart"
+    );
+
+    // And the ledger verifies.
+    let mut s = s;
+    s.stop();
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerctl"))
+        .args(["verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("verify");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
