@@ -349,3 +349,48 @@ async fn idempotency_key_replays_the_original_answer_without_new_events() {
     assert_eq!(b.body, a.body);
     assert_eq!(s.position().await, position);
 }
+
+#[tokio::test]
+async fn every_native_path_answers_a_wrong_method_with_405_and_its_allow_header() {
+    crate::harness::Backend::Redb.enter();
+    let s = Server::start(&[]);
+    let table = instance_ledger::api::native::routes::table();
+    let mut paths: Vec<&str> = table.iter().map(|r| r.path).collect();
+    paths.dedup();
+    let mut checked = 0;
+    for path in paths {
+        let methods: Vec<String> = table
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.method.to_string())
+            .collect();
+        let Some(wrong) = ["PUT", "PATCH", "DELETE", "POST", "GET"]
+            .into_iter()
+            .find(|m| !methods.iter().any(|have| have == m))
+        else {
+            continue;
+        };
+        let concrete = path.replace("{id}", "0192d5b8-0000-7000-8000-000000000000");
+        let r = s
+            .call(
+                Method::from_bytes(wrong.as_bytes()).expect("method"),
+                &concrete,
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{wrong} {path}: {}",
+            r.body
+        );
+        assert_eq!(r.body["code"], "method_not_allowed", "{wrong} {path}");
+        assert_eq!(
+            r.headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(methods.join(", ").as_str()),
+            "{wrong} {path}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 40, "{checked} paths checked");
+}

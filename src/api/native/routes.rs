@@ -122,8 +122,15 @@ pub fn table() -> Vec<RouteDef> {
     }
 }
 
-async fn method_not_allowed() -> Result<actix_web::HttpResponse, NativeError> {
-    Err(Failure::MethodNotAllowed.into())
+/// 405 with the `Allow` header RFC 9110 requires: the methods this path answers.
+fn method_not_allowed(allow: String) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    let mut resp = NativeError(Failure::MethodNotAllowed).error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    resp
 }
 
 /// Registers the routes whose path starts with `prefix`, relative to it, one resource per
@@ -138,8 +145,17 @@ pub fn register(cfg: &mut web::ServiceConfig, prefix: &str, exclude: Option<&str
         }
     }
     for path in paths {
+        let methods: Vec<String> = table
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.method.to_string())
+            .collect();
+        let allow = methods.join(", ");
         let mut resource =
-            web::resource(&path[prefix.len()..]).default_service(web::to(method_not_allowed));
+            web::resource(&path[prefix.len()..]).default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { method_not_allowed(allow) }
+            }));
         for r in table.iter().filter(|r| r.path == path) {
             resource = resource.route((r.make)());
         }
