@@ -37,10 +37,15 @@ fn ensure_chromium() {
     );
 }
 
+/// chromedriver; the browser it started goes first (it would outlive its driver).
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-P", &self.0.id().to_string()])
+            .status();
+        std::thread::sleep(Duration::from_millis(300));
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
