@@ -131,7 +131,7 @@ async function loadHead() {
     const h = await api("GET", "/v1/ledger/head");
     setHead(h.position);
   } catch (_) {
-    // Not everyone may read the head: the feed tells us as events arrive.
+    // Without the head the slider grows with the feed.
   }
 }
 
@@ -539,7 +539,8 @@ async function signedIn() {
   }
   $("#who").textContent = `Signed in as ${me.username || me.id}${me.is_staff ? " (staff)" : ""}`;
   for (const id of ["#nav", "#sign-out", "#timebar"]) $(id).hidden = false;
-  await loadHead();
+  // The head is staff's to read; others learn positions from the feed as events arrive.
+  if (me.is_staff) await loadHead();
   try {
     const first = await api("GET", "/v1/events?limit=1");
     if (first.items.length) state.firstAt = first.items[0].at;
