@@ -56,3 +56,13 @@ pub const ATTRIBUTES: usize = 50;
 /// Most instances one launch request creates (EC2's default per-request ceiling): a
 /// larger `max_count` is capacity the ledger does not have, a larger `min_count` a refusal.
 pub const LAUNCH_MAX: usize = 100;
+
+/// Connections: how long a client may take to send a request's head (a slow-loris client
+/// is answered 408 and dropped), how long an idle keep-alive connection stays open, how
+/// long a closing client gets to read the answer, and how many connections one worker
+/// holds at once (beyond, new connections wait in the listen backlog, they are not
+/// served at everyone's expense).
+pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+pub const CLIENT_DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+pub const CONNECTIONS_PER_WORKER: usize = 10_000;

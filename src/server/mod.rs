@@ -158,6 +158,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .configure(api::configure)
             .default_service(web::to(api::no_route))
     })
+    .client_request_timeout(crate::limits::CLIENT_REQUEST_TIMEOUT)
+    .keep_alive(crate::limits::KEEP_ALIVE)
+    .client_disconnect_timeout(crate::limits::CLIENT_DISCONNECT_TIMEOUT)
+    .max_connections(crate::limits::CONNECTIONS_PER_WORKER)
     .shutdown_timeout(10);
     if let Some(workers) = args.workers {
         server = server.workers(workers.max(1));

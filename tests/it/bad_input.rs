@@ -4,6 +4,7 @@
 use crate::harness::{Catalog, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 async fn timeline(s: &Server, id: &str) -> Value {
     s.get(&format!("/v1/instances/{id}/events")).await.body
@@ -393,4 +394,78 @@ async fn every_native_path_answers_a_wrong_method_with_405_and_its_allow_header(
         checked += 1;
     }
     assert!(checked > 40, "{checked} paths checked");
+}
+
+/// Reads from `stream` until the server closes it (or `limit` passes): what it sent.
+fn read_until_closed(stream: &mut std::net::TcpStream, limit: Duration) -> Option<String> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&out).to_string()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&out).to_string());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_connections_are_dropped_and_never_starve_other_clients() {
+    use std::io::Write;
+    crate::harness::Backend::Redb.enter();
+    let s = Server::start(&[]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+
+    // A slow-loris client: a request head trickling in, a byte at a time.
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let trickle = {
+        let mut slow = slow.try_clone().expect("clone");
+        std::thread::spawn(move || {
+            for _ in 0..60 {
+                if slow.write_all(b"X").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    // A thousand idle connections that never send a byte.
+    let idle: Vec<std::net::TcpStream> = (0..1000)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("idle connect"))
+        .collect();
+    // Everyone else is served meanwhile.
+    for _ in 0..20 {
+        let r = s.get("/healthz").await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    // The slow client is answered 408 and dropped long before its head would complete.
+    let answer =
+        tokio::task::spawn_blocking(move || read_until_closed(&mut slow, Duration::from_secs(30)))
+            .await
+            .expect("reader")
+            .expect("the slow client was never dropped");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    let _ = trickle.join();
+    // The idle ones are closed by the server too.
+    let closed = tokio::task::spawn_blocking(move || {
+        idle.into_iter()
+            .take(50)
+            .filter_map(|mut c| read_until_closed(&mut c, Duration::from_secs(30)))
+            .count()
+    })
+    .await
+    .expect("idle readers");
+    assert_eq!(closed, 50, "idle connections are closed by the server");
+    let r = s.get("/healthz").await;
+    assert_eq!(r.status, StatusCode::OK);
 }
