@@ -469,3 +469,55 @@ async fn slow_and_idle_connections_are_dropped_and_never_starve_other_clients() 
     let r = s.get("/healthz").await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_request_flood_is_shed_with_503_and_retry_after_and_appends_only_what_it_acknowledged() {
+    crate::harness::Backend::Redb.enter();
+    // A queue of two and one request per commit: a flood must overflow it.
+    let s = std::sync::Arc::new(Server::start(&[
+        "--queue-capacity",
+        "2",
+        "--batch-limit",
+        "1",
+        "--driver-delay-ms",
+        "60000",
+    ]));
+    let c = std::sync::Arc::new(Catalog::create(&s).await);
+    let head_before = s.position().await;
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let (s, c) = (s.clone(), c.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = s
+                .post("/v1/instances", c.instance(&format!("flood-{i}")))
+                .await;
+            let retry_after = r.headers.get("retry-after").is_some();
+            (r.status, retry_after, r.body)
+        }));
+    }
+    let health = s.get("/healthz").await;
+    assert_eq!(health.status, StatusCode::OK, "answering during the flood");
+    let (mut created, mut shed) = (Vec::new(), 0);
+    for t in tasks {
+        let (status, retry_after, body) = t.await.expect("task");
+        match status {
+            StatusCode::CREATED => created.push(body["id"].as_str().expect("id").to_string()),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(retry_after, "a 503 without Retry-After: {body}");
+                assert_eq!(body["code"], "overloaded", "{body}");
+                shed += 1;
+            }
+            other => panic!("a flood answered {other}: {body}"),
+        }
+    }
+    assert!(shed > 0, "the flood never overflowed a queue of two");
+    assert!(!created.is_empty(), "nothing got through");
+    // Exactly what was acknowledged was appended: one creation per 201, none per 503.
+    assert_eq!(s.position().await - head_before, created.len() as u64);
+    for id in &created {
+        assert_eq!(
+            s.get(&format!("/v1/instances/{id}")).await.status,
+            StatusCode::OK
+        );
+    }
+}
