@@ -334,8 +334,8 @@ async fn the_console_signs_in_creates_stops_travels_back_in_time_and_diffs() {
 #[tokio::test]
 async fn a_refused_action_shows_the_servers_problem_and_a_bad_token_is_refused() {
     crate::harness::Backend::Redb.enter();
-    // Provisioning waits a minute, so the instance stays where it is.
-    let s = Server::start(&["--driver-delay-ms", "60000"]);
+    // Provisioning waits an hour, so the instance stays where it is however slow the run.
+    let s = Server::start(&["--driver-delay-ms", "3600000"]);
     let c = Catalog::create(&s).await;
     let id = s.post("/v1/instances", c.instance("slow")).await.id();
     let b = Browser::start().await;
@@ -364,4 +364,48 @@ async fn a_refused_action_shows_the_servers_problem_and_a_bad_token_is_refused()
         Some(1),
         "nothing appended"
     );
+}
+
+#[tokio::test]
+async fn a_project_member_sees_their_fleet_without_browser_errors() {
+    crate::harness::Backend::Redb.enter();
+    let s = Server::start(&["--driver-delay-ms", "0"]);
+    let c = Catalog::create(&s).await;
+    let mine = s.post("/v1/instances", c.instance("mine")).await.id();
+    let theirs = json!({
+        "name": "theirs", "project_id": c.project2, "flavor_id": c.flavor, "image_id": c.image
+    });
+    s.post("/v1/instances", theirs).await;
+    let (user, token) = s.user("pat", false).await;
+    let r = s
+        .post(
+            &format!("/v1/projects/{}/members", c.project),
+            json!({"user_id": user, "role": "administrator"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    s.wait_for_state(&mine, "running").await;
+
+    let b = Browser::start().await;
+    b.goto(&format!("{}/", s.base)).await;
+    b.keys("#token", &token).await;
+    b.click("#signin").await;
+    b.wait_text("#who", "Signed in as pat").await;
+    let fleet = b.wait_text("#fleet-table tbody", "mine").await;
+    assert!(
+        !fleet.contains("theirs"),
+        "another project's instance shown: {fleet}"
+    );
+    b.wait_text("#fleet-total", "1 match").await;
+    b.goto(&format!("{}/#/instances/{mine}", s.base)).await;
+    b.wait_text("#inst-actions", "Stop").await;
+    b.goto(&format!("{}/#/audit", s.base)).await;
+    b.click("#audit-form button").await;
+    let audit = b.wait_text("#audit-table tbody", "Created").await;
+    assert!(
+        !audit.contains("CustomerCreated"),
+        "catalog events are staff's: {audit}"
+    );
+    let errors = b.errors().await;
+    assert!(errors.is_empty(), "browser console errors: {errors:#?}");
 }
