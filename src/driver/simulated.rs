@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::domain::instance::Command;
-use crate::service::{Ledger, Pending, RequestMeta, ServiceError, WriteCommand, WriteRequest};
+use crate::service::{Ledger, Pending, RequestMeta, WriteCommand, WriteRequest};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -112,8 +112,9 @@ async fn complete(ledger: Ledger, pending: Pending, failure_rate: f64) -> Pendin
     let mut backoff = Duration::from_millis(20);
     loop {
         match ledger.submit(request.clone()).await {
-            // Transient: retry with backoff; the driver task is aborted at shutdown.
-            Err(ServiceError::Overloaded) | Err(ServiceError::Unavailable(_)) => {
+            // Transient (a full disk too): retry with backoff; the driver task is aborted
+            // at shutdown.
+            Err(e) if e.is_transient() => {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }

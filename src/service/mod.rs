@@ -168,6 +168,19 @@ pub enum ServiceError {
     Internal(String),
 }
 
+impl ServiceError {
+    /// Whether the same request may succeed if sent again later unchanged: the queue was
+    /// full, the store was away, or its disk was full.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Overloaded
+                | ServiceError::Unavailable(_)
+                | ServiceError::Store(StoreError::Full(_))
+        )
+    }
+}
+
 struct Job {
     request: WriteRequest,
     reply: oneshot::Sender<Result<Reply, ServiceError>>,
@@ -279,5 +292,28 @@ impl Ledger {
             })?;
         rx.await
             .map_err(|_| ServiceError::Unavailable("the writer stopped before answering".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_and_an_outage_are_worth_retrying_a_refusal_is_not() {
+        for e in [
+            ServiceError::Overloaded,
+            ServiceError::Unavailable("away".into()),
+            ServiceError::Store(StoreError::Full("no space".into())),
+        ] {
+            assert!(e.is_transient(), "{e}");
+        }
+        for e in [
+            ServiceError::Store(StoreError::Io("broken".into())),
+            ServiceError::IdempotencyKeyReused,
+            ServiceError::Internal("bug".into()),
+        ] {
+            assert!(!e.is_transient(), "{e}");
+        }
     }
 }
