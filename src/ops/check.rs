@@ -4,8 +4,7 @@
 
 use serde::Serialize;
 
-use super::OpsError;
-use crate::authz::Principal;
+use super::{OpsError, read};
 use crate::query;
 use crate::store::EventStore;
 use crate::store::envelope::hex;
@@ -32,7 +31,7 @@ pub fn head_position(store: &dyn EventStore) -> u64 {
 
 pub fn verify(store: &dyn EventStore, progress: &dyn Fn(u64)) -> Result<Verified, OpsError> {
     let report = store.verify_with(progress)?;
-    let digest = query::read_blocking(store, &Principal::bootstrap(), |r| {
+    let digest = read(store, |r| {
         r.digest(Some(query::Point::Position(report.head.position)))
     })?;
     Ok(Verified {

@@ -5,21 +5,13 @@
 
 use serde::Serialize;
 
-use super::OpsError;
-use crate::authz::Principal;
+use super::{OpsError, read};
 use crate::domain::instance::Instance;
 use crate::domain::lifecycle::State;
 use crate::query::feed::FeedFilter;
 use crate::query::{self, Envelope, Point};
 use crate::store::EventStore;
 use crate::store::envelope::hex;
-
-fn read<T>(
-    store: &dyn EventStore,
-    f: impl FnOnce(&query::Reader<'_>) -> Result<T, query::QueryError>,
-) -> Result<T, OpsError> {
-    Ok(query::read_blocking(store, &Principal::bootstrap(), f)?)
-}
 
 /// The instance's whole timeline (purged instances included).
 pub fn timeline(store: &dyn EventStore, id: &str) -> Result<Vec<Envelope>, OpsError> {

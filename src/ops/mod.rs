@@ -85,6 +85,19 @@ impl From<QueryError> for OpsError {
     }
 }
 
+/// Reads through the API's own query code as the staff principal: an operator on the
+/// ledger's files sees everything.
+fn read<T>(
+    store: &dyn EventStore,
+    f: impl FnOnce(&crate::query::Reader<'_>) -> Result<T, QueryError>,
+) -> Result<T, OpsError> {
+    Ok(crate::query::read_blocking(
+        store,
+        &crate::authz::Principal::bootstrap(),
+        f,
+    )?)
+}
+
 /// Which ledger a command works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

@@ -16,9 +16,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::OpsError;
-use crate::authz::Principal;
-use crate::query;
+use super::{OpsError, read};
 use crate::store::chain::{Chain, Checked};
 use crate::store::envelope::hex;
 use crate::store::{EventStore, ExportRange, StoreError};
@@ -49,11 +47,11 @@ pub struct Imported {
     pub state_hash: String,
 }
 
-/// Checks every line of `file` (pass one), calling `each` with every event; returns the
-/// walk. A line that fails names its number.
+/// Checks every line of `file`, calling `each` with every event and its bytes; returns
+/// the walk. A line that fails names its number.
 fn walk(
     file: &Path,
-    each: &mut dyn FnMut(Checked) -> Result<(), OpsError>,
+    mut each: impl FnMut(Checked, &[u8]) -> Result<(), OpsError>,
 ) -> Result<Chain, OpsError> {
     let f = File::open(file)
         .map_err(|e| OpsError::Open(format!("cannot open {}: {e}", file.display())))?;
@@ -83,7 +81,7 @@ fn walk(
             },
             other => other.into(),
         })?;
-        each(event)?;
+        each(event, body)?;
     }
 }
 
@@ -101,7 +99,7 @@ pub fn import(
             "the target already holds {held} events; import only into an empty ledger"
         )));
     }
-    let checked = walk(file, &mut |_| Ok(()))?;
+    let checked = walk(file, |_, _| Ok(()))?;
     let last = checked.head();
     if let Some(expected) = expect_head
         && !expected.eq_ignore_ascii_case(&hex(&last.hash))
@@ -114,23 +112,23 @@ pub fn import(
             ),
         });
     }
-    let mut chunk: Vec<Checked> = Vec::with_capacity(IMPORT_CHUNK);
-    let flush = |chunk: &mut Vec<Checked>| -> Result<(), OpsError> {
+    let mut chunk: Vec<(Checked, Vec<u8>)> = Vec::with_capacity(IMPORT_CHUNK);
+    let flush = |chunk: &mut Vec<(Checked, Vec<u8>)>| -> Result<(), OpsError> {
         if chunk.is_empty() {
             return Ok(());
         }
         store.write(&mut |txn| {
-            for event in chunk.iter() {
-                txn.append_checked(event)?;
+            for (event, body) in chunk.iter() {
+                txn.append_checked(event, body)?;
             }
             Ok(())
         })?;
-        progress(chunk.last().map_or(0, |e| e.env.position));
+        progress(chunk.last().map_or(0, |(e, _)| e.env.position));
         chunk.clear();
         Ok(())
     };
-    let walked = walk(file, &mut |event| {
-        chunk.push(event);
+    let walked = walk(file, |event, body| {
+        chunk.push((event, body.to_vec()));
         if chunk.len() == IMPORT_CHUNK {
             flush(&mut chunk)?;
         }
@@ -144,7 +142,7 @@ pub fn import(
             last.position,
         ));
     }
-    let digest = query::read_blocking(store, &Principal::bootstrap(), |r| r.digest(None))?;
+    let digest = read(store, |r| r.digest(None))?;
     Ok(Imported {
         events: digest.position,
         head_position: digest.position,

@@ -11,12 +11,11 @@ use uuid::Uuid;
 use super::envelope::{self, Envelope, Payload};
 use super::{Head, StoreError};
 
-/// One checked event: its envelope, its exact bytes and their hash, and its payload.
-/// What an import appends as it is.
+/// One checked event: its envelope, the hash of its exact bytes, and its payload. An
+/// import appends it with those bytes; a replay only projects it.
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub env: Envelope,
-    pub body: Vec<u8>,
     pub hash: [u8; 32],
     pub payload: Payload,
 }
@@ -102,7 +101,6 @@ impl Chain {
         };
         Ok(Checked {
             env,
-            body: body.to_vec(),
             hash: computed,
             payload,
         })

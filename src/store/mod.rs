@@ -112,9 +112,10 @@ pub trait WriteTxn {
     /// Appends one event at the stream's next version, chains its hash and updates the
     /// projections. Returns the stored envelope.
     fn append(&mut self, event: NewEvent) -> Result<Envelope, StoreError>;
-    /// Appends an event sealed elsewhere, byte for byte (an import): it must be the next
-    /// position, link to the head's hash and be its stream's next version.
-    fn append_checked(&mut self, event: &chain::Checked) -> Result<(), StoreError>;
+    /// Appends an event sealed elsewhere, as `body` (an import; `event` is what
+    /// [`chain::Chain`] checked of those bytes): it must be the next position, link to the
+    /// head's hash and be its stream's next version.
+    fn append_checked(&mut self, event: &chain::Checked, body: &[u8]) -> Result<(), StoreError>;
 }
 
 /// A run of ids read from an index.

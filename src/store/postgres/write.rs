@@ -365,10 +365,10 @@ impl WriteTxn for PgWrite<'_, '_> {
         Ok(sealed.env)
     }
 
-    fn append_checked(&mut self, event: &Checked) -> Result<(), StoreError> {
+    fn append_checked(&mut self, event: &Checked, body: &[u8]) -> Result<(), StoreError> {
         let current = self.stream_version(event.env.stream_id)?;
         follows(&self.head, current, event)?;
-        self.put(&event.env, event.body.clone(), event.hash, &event.payload)
+        self.put(&event.env, body.to_vec(), event.hash, &event.payload)
     }
 }
 

@@ -318,10 +318,10 @@ impl WriteTxn for RedbWrite<'_> {
         Ok(sealed.env)
     }
 
-    fn append_checked(&mut self, event: &Checked) -> Result<(), StoreError> {
+    fn append_checked(&mut self, event: &Checked, body: &[u8]) -> Result<(), StoreError> {
         let current = last_version(&self.streams, event.env.stream_id)?;
         follows(&self.head, current, event)?;
-        self.put(&event.env, &event.body, event.hash, &event.payload)
+        self.put(&event.env, body, event.hash, &event.payload)
     }
 }
 
