@@ -10,7 +10,6 @@
 //! figure is `LEDGER_CRASH_CYCLES=200 cargo test --test it crash_loop`).
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Catalog, Server, TOKEN, postgres};
+use crate::harness::{Catalog, Server, TOKEN};
 
 /// One request as the client saw it.
 #[derive(Debug, Clone)]
@@ -42,27 +41,15 @@ fn cycles() -> usize {
 
 /// The stopped ledger, exported (and verified) with `ledgerctl`.
 fn verified_log(s: &Server) -> Vec<Value> {
-    let at: Vec<String> = if postgres::enabled() {
-        vec!["--postgres-url".into(), postgres::database_for(&s.data_dir)]
-    } else {
-        vec!["--data-dir".into(), s.data_dir.display().to_string()]
+    let run = |command: &str| {
+        let mut args = vec![command.to_string()];
+        args.extend(s.ledgerctl_location());
+        let (code, out, err) = crate::harness::ledgerctl(&args);
+        assert_eq!(code, 0, "ledgerctl {command}: {out}{err}");
+        out
     };
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ledgerctl"))
-            .args(args)
-            .args(&at)
-            .output()
-            .expect("ledgerctl");
-        assert!(
-            out.status.success(),
-            "ledgerctl {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    run(&["verify"]);
-    run(&["export"])
+    run("verify");
+    run("export")
         .lines()
         .map(|l| serde_json::from_str(l).expect("an envelope per line"))
         .collect()

@@ -144,15 +144,7 @@ async fn a_full_disk_answers_507_keeps_reads_and_resumes_writes_once_space_is_fr
     // And the ledger verifies.
     let mut s = s;
     s.stop();
-    let out = Command::new(env!("CARGO_BIN_EXE_ledgerctl"))
-        .args(["verify", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("verify");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, out, err) =
+        crate::harness::ledgerctl(&["verify".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
+    assert_eq!(code, 0, "{out}{err}");
 }

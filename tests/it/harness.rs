@@ -724,3 +724,33 @@ impl Drop for TestStore {
         }
     }
 }
+
+/// Runs `ledgerctl` with `args`, free of the caller's `LEDGER_*` settings: exit code,
+/// stdout, stderr.
+pub fn ledgerctl<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerctl"))
+        .args(args)
+        .env_remove("LEDGER_DATA_DIR")
+        .env_remove("LEDGER_POSTGRES_URL")
+        .output()
+        .expect("run ledgerctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+impl Server {
+    /// Where this server's ledger lives, as `ledgerctl`'s flags say it.
+    pub fn ledgerctl_location(&self) -> Vec<String> {
+        if postgres::enabled() {
+            vec![
+                "--postgres-url".into(),
+                postgres::database_for(&self.data_dir),
+            ]
+        } else {
+            vec!["--data-dir".into(), self.data_dir.display().to_string()]
+        }
+    }
+}

@@ -13,22 +13,7 @@ use redb::ReadableTable as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Catalog, Server, TOKEN, postgres};
-
-/// Runs `ledgerctl` with `args`, free of the caller's `LEDGER_*` settings.
-fn ctl(args: &[String]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ledgerctl"))
-        .args(args)
-        .env_remove("LEDGER_DATA_DIR")
-        .env_remove("LEDGER_POSTGRES_URL")
-        .output()
-        .expect("run ledgerctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use crate::harness::{Catalog, Server, TOKEN, ledgerctl as ctl, postgres};
 
 /// `ledgerctl <args> --json`: the exit code and the one JSON document printed.
 fn ctl_json(args: &[String]) -> (i32, Value) {
@@ -46,15 +31,6 @@ fn args(parts: &[&str], at: &[String]) -> Vec<String> {
         .map(|s| s.to_string())
         .chain(at.iter().cloned())
         .collect()
-}
-
-/// Where a ledger lives, as `ledgerctl`'s flags say it.
-fn location_of(s: &Server) -> Vec<String> {
-    if postgres::enabled() {
-        vec!["--postgres-url".into(), postgres::database_for(&s.data_dir)]
-    } else {
-        vec!["--data-dir".into(), s.data_dir.display().to_string()]
-    }
 }
 
 /// A fresh PostgreSQL database for a target, dropped with the guard.
@@ -228,7 +204,7 @@ on_each_backend!(#[tokio::test] async fn export_import_verify_moves_every_event_
 async fn export_import_verify_moves_every_event_type_between_backends_unchanged() {
     let mut s = ledger_with_every_event_type().await;
     s.stop();
-    let source = location_of(&s);
+    let source = s.ledgerctl_location();
     let (code, stats) = ctl_json(&args(&["stats"], &source));
     assert_eq!(code, 0, "{stats}");
     let (head, state) = (
@@ -341,7 +317,7 @@ fn rebuild_ok(at: &[String]) {
 async fn verify_names_redb_damage_and_rebuild_repairs_only_projections() {
     crate::harness::Backend::Redb.enter();
     let (s, id) = small_ledger().await;
-    let at = location_of(&s);
+    let at = s.ledgerctl_location();
     let file = redb_file(&s);
     let uuid = uuid::Uuid::parse_str(&id).expect("id").as_u128();
 
@@ -424,7 +400,7 @@ async fn verify_names_postgres_damage_and_rebuild_repairs_only_projections() {
     crate::harness::Backend::Postgres.enter();
     let _pg = crate::harness::postgres_shared();
     let (s, id) = small_ledger().await;
-    let at = location_of(&s);
+    let at = s.ledgerctl_location();
     let url = postgres::database_for(&s.data_dir);
     let sql = |q: String| postgres::on(url.clone(), move |c| c.batch_execute(&q).expect("sql"));
 
@@ -465,7 +441,7 @@ async fn import_stops_at_the_first_bad_line_and_leaves_the_target_empty() {
     let file = work.path().join("good.jsonl");
     let (code, _, err) = ctl(&args(
         &["export", "-o", &file.display().to_string()],
-        &location_of(&s),
+        &s.ledgerctl_location(),
     ));
     assert_eq!(code, 0, "{err}");
     let lines: Vec<String> = std::fs::read_to_string(&file)
@@ -602,9 +578,9 @@ async fn tail_follows_the_feed_across_a_server_restart_exactly_once_in_order() {
 
 #[test]
 fn usage_errors_and_unopenable_ledgers_have_their_exit_codes() {
-    let (code, _, err) = ctl(&["verify".into(), "--bogus".into()]);
+    let (code, _, err) = ctl(&["verify", "--bogus"]);
     assert_eq!(code, 2, "{err}");
-    let (code, out, _) = ctl(&["--help".into()]);
+    let (code, out, _) = ctl(&["--help"]);
     assert_eq!(code, 0);
     for command in [
         "verify", "rebuild", "export", "import", "history", "diff", "audit", "stats", "tail",
