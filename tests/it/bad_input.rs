@@ -394,6 +394,14 @@ async fn every_native_path_answers_a_wrong_method_with_405_and_its_allow_header(
         checked += 1;
     }
     assert!(checked > 40, "{checked} paths checked");
+    // And one spelled out, independent of the table.
+    let r = s.call(Method::PUT, "/v1/instances", None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r.headers.get("allow").and_then(|v| v.to_str().ok());
+    assert!(
+        allow.is_some_and(|a| a.contains("GET") && a.contains("POST") && !a.contains("PUT")),
+        "{allow:?}"
+    );
 }
 
 /// Reads from `stream` until the server closes it (or `limit` passes): what it sent.
