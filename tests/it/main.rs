@@ -15,6 +15,7 @@ mod console;
 mod crash_loop;
 mod disk_full;
 mod durability;
+mod history_check;
 mod launch_provision;
 mod ledgerctl;
 mod lifecycle;

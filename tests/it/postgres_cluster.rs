@@ -13,8 +13,8 @@ use instance_ledger::domain::lifecycle::{Operation, State, is_allowed};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// The whole global feed as one node serves it.
-async fn feed(node: &Server) -> Vec<Value> {
+/// The whole global feed as one node serves it (the history check reads it too).
+pub(crate) async fn feed(node: &Server) -> Vec<Value> {
     let mut out = Vec::new();
     let mut after = 0u64;
     loop {
