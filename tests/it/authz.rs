@@ -24,24 +24,26 @@ const PRINCIPALS: [&str; 10] = [
     "none",
 ];
 
-struct World {
-    s: Server,
-    tokens: BTreeMap<&'static str, Option<String>>,
-    users: BTreeMap<&'static str, String>,
-    customer_a: String,
-    customer_b: String,
-    a1: String,
-    a2: String,
-    b1: String,
+/// The principals, tenants and instances of the matrix; the dialects' matrix
+/// (`authz_dialects`) runs over the same world.
+pub(crate) struct World {
+    pub(crate) s: Server,
+    pub(crate) tokens: BTreeMap<&'static str, Option<String>>,
+    pub(crate) users: BTreeMap<&'static str, String>,
+    pub(crate) customer_a: String,
+    pub(crate) customer_b: String,
+    pub(crate) a1: String,
+    pub(crate) a2: String,
+    pub(crate) b1: String,
     /// Instances by project name.
-    inst: BTreeMap<&'static str, String>,
-    flavor: String,
-    image: String,
-    bystander: String,
-    spare_token: String,
+    pub(crate) inst: BTreeMap<&'static str, String>,
+    pub(crate) flavor: String,
+    pub(crate) image: String,
+    pub(crate) bystander: String,
+    pub(crate) spare_token: String,
 }
 
-async fn admin(s: &Server, method: Method, path: &str, body: Option<Value>) -> Value {
+pub(crate) async fn admin(s: &Server, method: Method, path: &str, body: Option<Value>) -> Value {
     let r = s.call(method.clone(), path, body).await;
     assert!(
         r.status.is_success(),
@@ -65,7 +67,9 @@ async fn user(s: &Server, name: &str, staff: bool, agent: bool) -> (String, Stri
     (id, t["token"].as_str().expect("token").to_string())
 }
 
-async fn world() -> World {
+/// Customers A (projects A1, A2) and B (project B1), a running instance in each project,
+/// and a principal per column of [`PRINCIPALS`].
+pub(crate) async fn world() -> World {
     let s = Server::start(&["--driver-delay-ms", "0"]);
     let c = Catalog::create(&s).await;
     let customer_a = c.customer.clone();

@@ -8,6 +8,7 @@ mod harness;
 
 mod as_of;
 mod authz;
+mod authz_dialects;
 mod bad_input;
 mod catalog;
 mod cloudmc;
