@@ -133,7 +133,9 @@ impl From<StoreError> for Failure {
 impl From<QueryError> for Failure {
     fn from(e: QueryError) -> Failure {
         match e {
-            QueryError::NotFound { kind, id } => Failure::NotFound(format!("{kind} {id}")),
+            // The kind only: an id spelled back (or worse, resolved) would tell an object hidden
+            // from the caller apart from one that does not exist.
+            QueryError::NotFound { kind, .. } => Failure::NotFound(kind.to_string()),
             QueryError::Gone => Failure::Gone,
             QueryError::Forbidden(action) => {
                 Failure::Forbidden(format!("your role does not allow this ({action:?})"))

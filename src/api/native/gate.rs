@@ -47,6 +47,17 @@ fn target(from: ObjectFrom, raw: &str) -> Target<'_> {
     }
 }
 
+fn kind(from: ObjectFrom) -> &'static str {
+    match from {
+        ObjectFrom::Instance => "instance",
+        ObjectFrom::Project => "project",
+        ObjectFrom::Customer => "customer",
+        ObjectFrom::User => "user",
+        ObjectFrom::Token => "token",
+        ObjectFrom::None | ObjectFrom::Body => "resource",
+    }
+}
+
 /// The gate's verdict: proceed, or the refusal to send.
 async fn decide(
     state: &AppState,
@@ -65,7 +76,8 @@ async fn decide(
         Access::Forbidden => Err(Failure::Forbidden(format!(
             "your role does not allow this ({action:?})"
         ))),
-        Access::Hidden => Err(Failure::NotFound("resource".into())),
+        // Worded as the handler words a missing object, so the two cannot be told apart.
+        Access::Hidden => Err(Failure::NotFound(kind(from).into())),
     }
 }
 

@@ -148,12 +148,13 @@ pub struct MemberBody {
     role: Option<Role>,
 }
 
+// Not-found answers name the kind only, as every native 404 does (see `Failure::from`).
 fn path_id(raw: &str, what: &str) -> Result<Uuid, Failure> {
-    Uuid::try_parse(raw).map_err(|_| Failure::NotFound(format!("{what} {raw}")))
+    Uuid::try_parse(raw).map_err(|_| Failure::NotFound(what.to_string()))
 }
 
-fn not_found(what: &str, id: impl std::fmt::Display) -> NativeError {
-    Failure::NotFound(format!("{what} {id}")).into()
+fn not_found(what: &str, _id: impl std::fmt::Display) -> NativeError {
+    Failure::NotFound(what.to_string()).into()
 }
 
 fn owners_of(res: &Resource) -> OwnerList {
