@@ -33,6 +33,16 @@ pub struct RedbStore {
     /// fsync must not be retried on it), so the next write reopens the file, once there
     /// is room to write. Reads go on through the old handle until then.
     failed: AtomicBool,
+    opener: Opener,
+}
+
+/// Opens the database file: redb's own file backend unless a test puts another one
+/// underneath (a fault-injecting one, to show what the store does when the disk fails).
+pub type Opener =
+    Arc<dyn Fn(&Path, usize) -> Result<Database, ::redb::DatabaseError> + Send + Sync>;
+
+fn file_opener() -> Opener {
+    Arc::new(|path: &Path, cache: usize| Builder::new().set_cache_size(cache).create(path))
 }
 
 /// What the next write after an I/O failure must be able to write before the store is
@@ -40,23 +50,20 @@ pub struct RedbStore {
 /// only fail again (and take the readers' handle with it).
 const ROOM_TO_RESUME: usize = 4 * 1024 * 1024;
 
-fn open_db(path: &Path, cache: usize) -> Result<Database, StoreError> {
-    Builder::new()
-        .set_cache_size(cache)
-        .create(path)
-        .map_err(|e| match e {
-            ::redb::DatabaseError::DatabaseAlreadyOpen => {
-                StoreError::Locked(path.display().to_string())
+fn open_db(opener: &Opener, path: &Path, cache: usize) -> Result<Database, StoreError> {
+    opener(path, cache).map_err(|e| match e {
+        ::redb::DatabaseError::DatabaseAlreadyOpen => {
+            StoreError::Locked(path.display().to_string())
+        }
+        // A truncated or overwritten file: damage, not an I/O hiccup.
+        ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(detail)) => {
+            StoreError::Corrupt {
+                at: format!("store file {}", path.display()),
+                detail,
             }
-            // A truncated or overwritten file: damage, not an I/O hiccup.
-            ::redb::DatabaseError::Storage(::redb::StorageError::Corrupted(detail)) => {
-                StoreError::Corrupt {
-                    at: format!("store file {}", path.display()),
-                    detail,
-                }
-            }
-            other => io(other),
-        })
+        }
+        other => io(other),
+    })
 }
 
 /// redb's page cache when none is configured (its own default).
@@ -72,27 +79,46 @@ impl RedbStore {
     /// operating system, so as-of reads over a long log stay flat only while the pages
     /// they touch fit here.
     pub fn open_with_cache(dir: &Path, cache_mb: u64) -> Result<RedbStore, StoreError> {
+        Self::open_with(dir, cache_mb, file_opener())
+    }
+
+    /// Opens the ledger through `opener`, which every reopen after an I/O error uses too.
+    pub fn open_with(dir: &Path, cache_mb: u64, opener: Opener) -> Result<RedbStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join(FILE_NAME);
         let cache = usize::try_from(cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
-        let db = open_db(&path, cache)?;
+        let db = open_db(&opener, &path, cache)?;
         let store = RedbStore {
             db: RwLock::new(Some(Arc::new(db))),
             path,
             cache,
             failed: AtomicBool::new(false),
+            opener,
         };
         store.create_tables()?;
         Ok(store)
     }
 
     /// The open handle, for one transaction.
+    /// No handle means a reopen after an I/O error failed (the disk still failed); the
+    /// next caller, reader or writer, tries again.
     pub(super) fn db(&self) -> Result<Arc<Database>, StoreError> {
-        self.db
+        let open = self
+            .db
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| StoreError::Io("the store is being reopened after an I/O error".into()))
+            .clone();
+        match open {
+            Some(db) => Ok(db),
+            None => {
+                self.reopen()?;
+                self.db
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+                    .ok_or_else(|| StoreError::Io("the store could not be reopened".into()))
+            }
+        }
     }
 
     /// The handle a write may use: after an I/O failure, a fresh one once there is room.
@@ -131,7 +157,7 @@ impl RedbStore {
                 }
             }
         }
-        let db = open_db(&self.path, self.cache)?;
+        let db = open_db(&self.opener, &self.path, self.cache)?;
         *slot = Some(Arc::new(db));
         self.failed.store(false, Ordering::Release);
         tracing::warn!(path = %self.path.display(), "reopened the store after an I/O error");

@@ -1,0 +1,178 @@
+//! A failing disk under the embedded store, through a fault-injecting redb backend that
+//! wraps the real file: when a write or an fsync fails, the store refuses the commit
+//! (nothing acknowledged), stops acknowledging while the disk keeps failing, never calls
+//! the failed handle again (a failed fsync is not retried on it: the kernel may already
+//! have dropped the dirty pages), and recovers by itself by reopening the file once the
+//! disk works. What was committed before stays; what failed is not half there.
+
+use std::fs::OpenOptions;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use instance_ledger::store::redb::{Opener, RedbStore};
+use instance_ledger::store::{EventStore, Maintenance, StoreError};
+use redb::backends::FileBackend;
+use redb::{BackendError, Builder, StorageBackend};
+use uuid::Uuid;
+
+use crate::store_contract::image;
+
+/// What the disk does now.
+const HEALTHY: u8 = 0;
+const FAILING_SYNC: u8 = 1;
+const FAILING_WRITE: u8 = 2;
+
+#[derive(Debug, Default)]
+struct Disk {
+    mode: AtomicU8,
+    handles: AtomicUsize,
+    failures: AtomicUsize,
+    /// Calls that reached a handle after it had failed once.
+    calls_after_failure: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Faulty {
+    file: FileBackend,
+    disk: Arc<Disk>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Faulty {
+    fn fail_if(&self, mode: u8) -> Result<(), std::io::Error> {
+        if self.failed.load(Ordering::SeqCst) {
+            self.disk.calls_after_failure.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.disk.mode.load(Ordering::SeqCst) == mode {
+            self.failed.store(true, Ordering::SeqCst);
+            self.disk.failures.fetch_add(1, Ordering::SeqCst);
+            return Err(std::io::Error::from_raw_os_error(5)); // EIO
+        }
+        Ok(())
+    }
+}
+
+impl StorageBackend for Faulty {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.file.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.fail_if(FAILING_WRITE)?;
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.fail_if(FAILING_SYNC)?;
+        self.file.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.fail_if(FAILING_WRITE)?;
+        self.file.write(offset, data)
+    }
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.file.close()
+    }
+    fn try_lock_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.try_lock_range(s, e)
+    }
+    fn try_lock_shared_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.try_lock_shared_range(s, e)
+    }
+    fn lock_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_range(s, e)
+    }
+    fn lock_shared_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_shared_range(s, e)
+    }
+    fn unlock_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<(), BackendError> {
+        self.file.unlock_range(s, e)
+    }
+    fn query_lock_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.query_lock_range(s, e)
+    }
+}
+
+fn opener(disk: Arc<Disk>) -> Opener {
+    Arc::new(move |path: &Path, cache: usize| {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        disk.handles.fetch_add(1, Ordering::SeqCst);
+        let backend = Faulty {
+            file: FileBackend::new(file)?,
+            disk: disk.clone(),
+            failed: Default::default(),
+        };
+        Builder::new()
+            .set_cache_size(cache)
+            .create_with_backend(backend)
+    })
+}
+
+fn append(store: &RedbStore, stream: Uuid, name: &str) -> Result<(), StoreError> {
+    store.write(&mut |txn| txn.append(image(stream, 1, name)).map(|_| ()))
+}
+
+#[test]
+fn a_failing_disk_stops_acknowledgements_and_the_store_reopens_once_it_works() {
+    for mode in [FAILING_SYNC, FAILING_WRITE] {
+        let dir = tempfile::tempdir().expect("dir");
+        let disk = Arc::new(Disk::default());
+        let store = RedbStore::open_with(dir.path(), 16, opener(disk.clone())).expect("open");
+        let before = Uuid::now_v7();
+        append(&store, before, "before").expect("a healthy disk commits");
+
+        disk.mode.store(mode, Ordering::SeqCst);
+        let lost: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        for id in &lost {
+            let result = append(&store, *id, "during");
+            assert!(
+                matches!(result, Err(StoreError::Io(_))),
+                "mode {mode}: a failing disk acknowledged a write: {result:?}"
+            );
+        }
+        assert!(
+            disk.failures.load(Ordering::SeqCst) >= 3,
+            "mode {mode}: no fault hit"
+        );
+
+        // The disk works again: a read reopens the file if the last write could not, and
+        // finds only what was committed.
+        disk.mode.store(HEALTHY, Ordering::SeqCst);
+        let head = store.read().expect("read").head().expect("head").position;
+        assert_eq!(head, 1, "mode {mode}: refused writes left nothing");
+        let after = Uuid::now_v7();
+        append(&store, after, "after").expect("writes resume once the disk works");
+        assert_eq!(
+            disk.calls_after_failure.load(Ordering::SeqCst),
+            0,
+            "mode {mode}: a handle was written or synced again after it failed"
+        );
+        assert!(
+            disk.handles.load(Ordering::SeqCst) >= 2,
+            "mode {mode}: recovered without reopening the file"
+        );
+
+        let snap = store.read().expect("read");
+        assert_eq!(snap.head().expect("head").position, 2, "mode {mode}");
+        assert_eq!(snap.stream(before).expect("stream").len(), 1);
+        assert_eq!(snap.stream(after).expect("stream").len(), 1);
+        for id in &lost {
+            assert!(snap.stream(*id).expect("stream").is_empty(), "mode {mode}");
+        }
+        drop(snap);
+        drop(store);
+
+        // From the disk, as a restart finds it: the chain and projections verify.
+        let store = RedbStore::open(dir.path()).expect("reopen");
+        let report = store.verify().expect("verify");
+        assert_eq!(report.events, 2, "mode {mode}: {report:?}");
+    }
+}
