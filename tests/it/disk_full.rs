@@ -1,7 +1,7 @@
-//! A full disk: the embedded ledger on a small tmpfs (the tests run as root, as CI does).
-//! Writes answer 507 with a problem body and append nothing, reads keep working, nothing
-//! acknowledged is lost, and writes resume by themselves once space is freed: the same
-//! process reopens its store, no restart.
+//! A full disk, on each backend: the embedded ledger on a small tmpfs, and a PostgreSQL
+//! database whose tablespace is on one (the tests run as root, as CI does). Writes answer
+//! 507 with a problem body and append nothing, reads keep working, nothing acknowledged is
+//! lost, and writes resume by themselves once space is freed, in the same process.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,24 @@ async fn a_full_disk_answers_507_keeps_reads_and_resumes_writes_once_space_is_fr
     let disk = SmallDisk::mount(24);
     let data = disk.0.join("data");
     let s = Server::start_in(&data, &["--driver-delay-ms", "0"]);
-    let c = Catalog::create(&s).await;
+    fill_refuse_free_resume(&s, &disk.0.join("filler")).await;
+    assert!(
+        s.log().contains("reopened the store"),
+        "recovered by reopening, not by a restart"
+    );
+
+    // And the ledger verifies.
+    let mut s = s;
+    s.stop();
+    let (code, out, err) =
+        crate::harness::ledgerctl(&["verify".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Fills the disk under a running server, checks its refusals and reads, frees the space
+/// and checks that writes resume and every acknowledged instance is there.
+async fn fill_refuse_free_resume(s: &Server, filler: &Path) {
+    let c = Catalog::create(s).await;
     let mut acked = Vec::new();
     for i in 0..5 {
         let r = s
@@ -65,8 +82,7 @@ async fn a_full_disk_answers_507_keeps_reads_and_resumes_writes_once_space_is_fr
     }
     let head_before = s.position().await;
 
-    let filler = disk.0.join("filler");
-    fill(&filler);
+    fill(filler);
     // The file's free pages may take a few more writes; then the disk is full.
     let mut full = None;
     for i in 0..2000 {
@@ -108,7 +124,7 @@ async fn a_full_disk_answers_507_keeps_reads_and_resumes_writes_once_space_is_fr
     );
 
     // Space comes back: writes resume in the same process.
-    std::fs::remove_file(&filler).expect("free the space");
+    std::fs::remove_file(filler).expect("free the space");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = s.post("/v1/instances", c.instance("after")).await;
@@ -136,15 +152,63 @@ async fn a_full_disk_answers_507_keeps_reads_and_resumes_writes_once_space_is_fr
             r.body
         );
     }
-    assert!(
-        s.log().contains("reopened the store"),
-        "recovered by reopening, not by a restart"
-    );
+}
 
-    // And the ledger verifies.
-    let mut s = s;
+/// A tablespace on a small tmpfs and the test database in it; dropped (database, then
+/// tablespace, then the mount) when the test ends, however it ends.
+struct SmallTablespace {
+    disk: SmallDisk,
+    name: String,
+    data: PathBuf,
+}
+
+impl SmallTablespace {
+    fn create(mb: u32) -> SmallTablespace {
+        use crate::harness::postgres;
+        let disk = SmallDisk::mount(mb);
+        let location = disk.0.join("pg");
+        std::fs::create_dir(&location).expect("tablespace dir");
+        let owned = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&location)
+            .status()
+            .expect("run chown");
+        assert!(
+            owned.success(),
+            "the tablespace directory must be PostgreSQL's"
+        );
+        let data = disk.0.join("data");
+        let database = postgres::database_name(&data);
+        let name = format!("ts_{database}");
+        let (ts, db, at) = (name.clone(), database, location.display().to_string());
+        postgres::admin(move |c| {
+            c.batch_execute(&format!("CREATE TABLESPACE {ts} LOCATION '{at}'"))
+                .expect("create the tablespace");
+            c.batch_execute(&format!("CREATE DATABASE {db} TABLESPACE {ts}"))
+                .expect("create the database in it");
+        });
+        SmallTablespace { disk, name, data }
+    }
+}
+
+impl Drop for SmallTablespace {
+    fn drop(&mut self) {
+        crate::harness::postgres::drop_database_for(&self.data);
+        let ts = self.name.clone();
+        crate::harness::postgres::admin(move |c| {
+            let _ = c.batch_execute(&format!("DROP TABLESPACE IF EXISTS {ts}"));
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_full_postgresql_tablespace_answers_507_and_resumes_once_space_is_freed() {
+    crate::harness::Backend::Postgres.enter();
+    let space = SmallTablespace::create(40);
+    let mut s = Server::start_in(&space.data, &["--driver-delay-ms", "0"]);
+    fill_refuse_free_resume(&s, &space.disk.0.join("filler")).await;
     s.stop();
-    let (code, out, err) =
-        crate::harness::ledgerctl(&["verify".as_ref(), "--data-dir".as_ref(), data.as_os_str()]);
+    let url = crate::harness::postgres::database_for(&space.data);
+    let (code, out, err) = crate::harness::ledgerctl(&["verify", "--postgres-url", url.as_str()]);
     assert_eq!(code, 0, "{out}{err}");
 }

@@ -246,7 +246,7 @@ pub mod postgres {
         url_of(&name)
     }
 
-    fn database_name(dir: &Path) -> String {
+    pub fn database_name(dir: &Path) -> String {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(dir.display().to_string().as_bytes());
         let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
