@@ -17,16 +17,20 @@ pub const FEED_MAX_SCAN: usize = 10_000;
 
 /// Display names (instances, resources, zones, security groups), in characters.
 pub const NAME_CHARS: usize = 255;
-/// Instance descriptions, in bytes.
-pub const DESCRIPTION_BYTES: usize = 4096;
-/// Instance user data, in bytes.
+// Free-text bounds count characters, as JSON Schema's `maxLength` does, so the published
+// document states exactly what is accepted.
+/// Instance descriptions, in characters.
+pub const DESCRIPTION_CHARS: usize = 4096;
+/// Instance user data, in characters.
+pub const USER_DATA_CHARS: usize = 64 * 1024;
+/// User data as the OpenStack-era dialects bounded it, in bytes.
 pub const USER_DATA_BYTES: usize = 64 * 1024;
 /// Tags per instance.
 pub const TAGS: usize = 50;
-/// A tag key, in bytes.
-pub const TAG_KEY_BYTES: usize = 128;
-/// A tag value, in bytes.
-pub const TAG_VALUE_BYTES: usize = 256;
+/// A tag or attribute key, in characters.
+pub const TAG_KEY_CHARS: usize = 128;
+/// A tag or attribute value, in characters.
+pub const TAG_VALUE_CHARS: usize = 256;
 /// A host name, in bytes (RFC 1123), and one of its labels.
 pub const HOSTNAME_BYTES: usize = 253;
 pub const HOSTNAME_LABEL_BYTES: usize = 63;

@@ -188,7 +188,9 @@ fn target(g: &Global) -> Target {
 fn time(name: &str, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, OpsError> {
     match Point::time(name, raw).map_err(OpsError::Usage)? {
         Point::Time(t) => Ok(t),
-        Point::Position(_) => Err(OpsError::Usage(format!("{name} must be a time"))),
+        Point::Position(_) | Point::Earlier(..) => {
+            Err(OpsError::Usage(format!("{name} must be a time")))
+        }
     }
 }
 

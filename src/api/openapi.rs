@@ -23,6 +23,7 @@ pub fn json() -> &'static str {
             Ok(v) => v,
             Err(e) => return format!("{{\"error\":\"{e}\"}}"),
         };
+        native::bounds::apply(&mut value);
         mogan::openapi::adjust(&mut value);
         cloudmc::openapi::adjust(&mut value);
         value.to_string()

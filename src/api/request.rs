@@ -115,7 +115,8 @@ impl<S: Surface> Ctx<S> {
             None => None,
             Some(v) => {
                 let key = v.to_str().unwrap_or("").trim();
-                if key.is_empty() || key.len() > limits::IDEMPOTENCY_KEY_BYTES {
+                let visible = key.bytes().all(|b| b.is_ascii_graphic());
+                if key.is_empty() || !visible || key.len() > limits::IDEMPOTENCY_KEY_BYTES {
                     return Err(Failure::bad_request(
                         Input::InvalidHeader,
                         format!(

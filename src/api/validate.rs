@@ -52,9 +52,10 @@ pub fn hostname(value: &str) -> Result<String, Failure> {
     }
 }
 
+/// Free text of at most `max` characters.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, Failure> {
-    if value.len() > max {
-        return Err(invalid(field, format!("must be at most {max} bytes")));
+    if value.chars().count() > max {
+        return Err(invalid(field, format!("must be at most {max} characters")));
     }
     Ok(value.to_string())
 }
@@ -67,21 +68,24 @@ pub fn tags(tags: &BTreeMap<String, String>) -> Result<(), Failure> {
         ));
     }
     for (k, v) in tags {
-        if k.is_empty() || k.len() > limits::TAG_KEY_BYTES || k.chars().any(char::is_control) {
+        if k.is_empty()
+            || k.chars().count() > limits::TAG_KEY_CHARS
+            || k.chars().any(char::is_control)
+        {
             return Err(invalid(
                 "tags",
                 format!(
                     "key {k:?} must be 1 to {} printable characters",
-                    limits::TAG_KEY_BYTES
+                    limits::TAG_KEY_CHARS
                 ),
             ));
         }
-        if v.len() > limits::TAG_VALUE_BYTES || v.chars().any(char::is_control) {
+        if v.chars().count() > limits::TAG_VALUE_CHARS || v.chars().any(char::is_control) {
             return Err(invalid(
                 "tags",
                 format!(
                     "value of {k:?} must be at most {} printable characters",
-                    limits::TAG_VALUE_BYTES
+                    limits::TAG_VALUE_CHARS
                 ),
             ));
         }
@@ -98,21 +102,24 @@ pub fn attributes(attributes: &BTreeMap<String, String>) -> Result<(), Failure> 
         ));
     }
     for (k, v) in attributes {
-        if k.is_empty() || k.len() > limits::TAG_KEY_BYTES || k.chars().any(char::is_control) {
+        if k.is_empty()
+            || k.chars().count() > limits::TAG_KEY_CHARS
+            || k.chars().any(char::is_control)
+        {
             return Err(invalid(
                 "attributes",
                 format!(
                     "key {k:?} must be 1 to {} printable characters",
-                    limits::TAG_KEY_BYTES
+                    limits::TAG_KEY_CHARS
                 ),
             ));
         }
-        if v.len() > limits::TAG_VALUE_BYTES {
+        if v.chars().count() > limits::TAG_VALUE_CHARS {
             return Err(invalid(
                 "attributes",
                 format!(
-                    "value of {k:?} must be at most {} bytes",
-                    limits::TAG_VALUE_BYTES
+                    "value of {k:?} must be at most {} characters",
+                    limits::TAG_VALUE_CHARS
                 ),
             ));
         }

@@ -10,6 +10,8 @@ use super::{QueryError, Reader};
 pub enum Point {
     Time(DateTime<Utc>),
     Position(u64),
+    /// Both bounds at once (`as_of` and `at_position` together): whichever comes first.
+    Earlier(DateTime<Utc>, u64),
 }
 
 impl Point {
@@ -43,6 +45,7 @@ impl Reader<'_> {
         match point {
             Point::Position(p) => Ok(p),
             Point::Time(t) => Ok(self.snap.position_at(t)?),
+            Point::Earlier(t, p) => Ok(self.snap.position_at(t)?.min(p)),
         }
     }
 

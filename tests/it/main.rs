@@ -6,6 +6,7 @@
 #[macro_use]
 mod harness;
 
+mod api_fuzz;
 mod as_of;
 mod authz;
 mod authz_dialects;
@@ -17,6 +18,7 @@ mod crash_loop;
 mod disk_full;
 mod durability;
 mod history_check;
+mod io_faults;
 mod launch_provision;
 mod ledgerctl;
 mod lifecycle;

@@ -81,8 +81,27 @@ async fn as_of_reads_of_one_instance_and_of_filtered_lists() {
     s.get(&format!("/v1/instances/{a}?as_of=yesterday"))
         .await
         .assert_problem(400, "invalid_parameter");
+    // Both bounds at once mean the earlier point: the position here, before `a` existed.
     s.get(&format!(
-        "/v1/instances/{a}?as_of={}&at_position=1",
+        "/v1/instances/{a}?as_of={}&at_position={before_any}",
+        urlencode(&t1)
+    ))
+    .await
+    .assert_problem(404, "not_found");
+    let r = s
+        .get(&format!(
+            "/v1/instances/{b}?as_of={}&at_position={p2}",
+            urlencode(&t1)
+        ))
+        .await;
+    assert_eq!(
+        r.body["name"], "b",
+        "the time bound comes first: {}",
+        r.body
+    );
+    s.get(&format!(
+        "/v1/instances/{a}?as_of={}&as_of={}",
+        urlencode(&t1),
         urlencode(&t1)
     ))
     .await

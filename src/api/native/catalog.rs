@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::openapi::{
-    BadRequest, IdempotencyHeader, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType,
+    BadRequest, Conflict, IdempotencyHeader, NotFound, PayloadTooLarge, Unprocessable,
+    UnsupportedMediaType,
 };
 use super::params::page;
 use super::{Body, Caller, Ctx, NativeError};
@@ -222,22 +223,22 @@ impl ResourceBody for SecurityGroupBody {
                 "protocol: must be tcp, udp or icmp",
             ));
         }
-        if self.from_port > self.to_port {
-            return Err(Failure::bad_request(
-                Input::InvalidField,
-                "from_port: must not be above to_port",
-            ));
-        }
+        // The range's two ends, in either order: no schema can require an order, and
+        // "80 to 22" names the same ports as "22 to 80".
+        let (from_port, to_port) = (
+            self.from_port.min(self.to_port),
+            self.from_port.max(self.to_port),
+        );
         Ok(Draft::Ready(Spec::SecurityGroup {
             name: validate::name("name", &self.name)?,
             description: self
                 .description
                 .as_deref()
-                .map(|d| validate::text("description", d, limits::DESCRIPTION_BYTES))
+                .map(|d| validate::text("description", d, limits::DESCRIPTION_CHARS))
                 .transpose()?,
             protocol,
-            from_port: self.from_port,
-            to_port: self.to_port,
+            from_port,
+            to_port,
             ip_range: validate::cidr(&self.ip_range).map_err(|_| {
                 Failure::bad_request(
                     Input::InvalidField,
@@ -331,7 +332,8 @@ macro_rules! kind_handlers {
             responses(
                 (status = 201, description = "Created", body = ResourceView, headers(("Location" = String))),
                 (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge),
-                (status = 415, response = UnsupportedMediaType), (status = 422, response = Unprocessable),
+                (status = 409, response = Conflict), (status = 415, response = UnsupportedMediaType),
+                (status = 422, response = Unprocessable),
             ))]
         pub async fn $create(state: web::Data<AppState>, ctx: Ctx, body: Body) -> Result<HttpResponse, NativeError> {
             create::<$body>(state, ctx, body).await

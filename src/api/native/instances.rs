@@ -144,9 +144,9 @@ pub async fn create(act: Act) -> Result<HttpResponse, NativeError> {
         description: text(
             "description",
             b.description.as_deref(),
-            limits::DESCRIPTION_BYTES,
+            limits::DESCRIPTION_CHARS,
         )?,
-        user_data: text("user_data", b.user_data.as_deref(), limits::USER_DATA_BYTES)?,
+        user_data: text("user_data", b.user_data.as_deref(), limits::USER_DATA_CHARS)?,
         availability_zone: b
             .availability_zone
             .as_deref()
@@ -271,7 +271,7 @@ pub async fn patch(act: Act) -> Result<HttpResponse, NativeError> {
             .transpose()?,
         description: b
             .description
-            .map(|d| text("description", d.as_deref(), limits::DESCRIPTION_BYTES))
+            .map(|d| text("description", d.as_deref(), limits::DESCRIPTION_CHARS))
             .transpose()?,
         tags: b.tags,
         attributes: b.attributes,

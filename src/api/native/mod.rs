@@ -4,6 +4,7 @@
 //! the registration and the OpenAPI checks all read.
 
 pub mod actions;
+pub mod bounds;
 pub mod catalog;
 pub mod events;
 pub mod gate;

@@ -71,7 +71,8 @@ pub fn parse_filter(k: &str, v: String) -> Result<Option<Filter>, Failure> {
     }))
 }
 
-/// Reads `as_of` and `at_position` (at most one) from query pairs, leaving the others.
+/// Reads `as_of` and `at_position` from query pairs, leaving the others; given both, the
+/// earlier of the two points is meant ("as of this time, but not past this position").
 pub fn take_point(pairs: &mut Vec<(String, String)>) -> Result<Option<Point>, Failure> {
     let mut point = None;
     let mut rest = Vec::with_capacity(pairs.len());
@@ -84,11 +85,16 @@ pub fn take_point(pairs: &mut Vec<(String, String)>) -> Result<Option<Point>, Fa
                 continue;
             }
         };
-        if point.replace(p).is_some() {
-            return Err(Failure::parameter(
-                "give one of as_of and at_position, once",
-            ));
-        }
+        point = Some(match (point, p) {
+            (None, p) => p,
+            (Some(Point::Time(t)), Point::Position(n))
+            | (Some(Point::Position(n)), Point::Time(t)) => Point::Earlier(t, n),
+            _ => {
+                return Err(Failure::parameter(
+                    "give as_of and at_position at most once each",
+                ));
+            }
+        });
     }
     *pairs = rest;
     Ok(point)
