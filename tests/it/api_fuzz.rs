@@ -71,7 +71,9 @@ fn schemathesis_finds_no_failure_in_the_native_api() {
     let examples = std::env::var("LEDGER_FUZZ_EXAMPLES").unwrap_or_else(|_| "15".into());
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/fuzz/schemathesis.toml");
     let mut cmd = Command::new(st);
-    cmd.arg("--config-file")
+    // Hypothesis keeps its example database in the working directory: not the checkout.
+    cmd.current_dir(venv())
+        .arg("--config-file")
         .arg(&config)
         .arg("run")
         .arg(format!("{}/openapi.json", s.base))
