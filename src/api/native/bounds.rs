@@ -50,10 +50,10 @@ fn cidr() -> Value {
     })
 }
 
-fn string_map(values: Value) -> Value {
+fn string_map(max: usize, values: Value) -> Value {
     json!({
         "type": "object",
-        "maxProperties": limits::TAGS.min(limits::ATTRIBUTES),
+        "maxProperties": max,
         "propertyNames": {
             "minLength": 1,
             "maxLength": limits::TAG_KEY_CHARS,
@@ -64,15 +64,21 @@ fn string_map(values: Value) -> Value {
 }
 
 fn tags() -> Value {
-    string_map(json!({
-        "type": "string",
-        "maxLength": limits::TAG_VALUE_CHARS,
-        "pattern": format!("^[^{CONTROL}]*$"),
-    }))
+    string_map(
+        limits::TAGS,
+        json!({
+            "type": "string",
+            "maxLength": limits::TAG_VALUE_CHARS,
+            "pattern": format!("^[^{CONTROL}]*$"),
+        }),
+    )
 }
 
 fn attributes() -> Value {
-    string_map(json!({"type": "string", "maxLength": limits::TAG_VALUE_CHARS}))
+    string_map(
+        limits::ATTRIBUTES,
+        json!({"type": "string", "maxLength": limits::TAG_VALUE_CHARS}),
+    )
 }
 
 fn range(lo: u64, hi: u64) -> Value {
