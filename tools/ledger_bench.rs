@@ -1,0 +1,837 @@
+//! The benchmark: what a durable write, a read and an as-of read cost over real HTTP, as
+//! ratios to baselines measured in the same run with the same load generator on the same
+//! machine (an HTTP ceiling, the disk's sync rate, a typical PostgreSQL peer, the bare
+//! store). The ledger runs as the real `ledger` binary (redb, and PostgreSQL with 1 and 3
+//! nodes); memory and start-up are its own process's.
+//!
+//! Run: `cargo bench --bench ledger_bench` (about 8 minutes). Options after `--`:
+//! `--json` (one JSON document instead of the table), `--secs S` (per measurement,
+//! default 4), `--conns 1,16,64,256`, `--no-postgres`, `--read-instances N` (the smaller
+//! read ledger, default 10,000), `--instances N --events N` (the large ledger for reads,
+//! as-of and start-up; default 100,000 and 1,000,000; the figures use 1,000,000
+//! and 10,000,000, about 40 GB and an hour to build), `--dir DIR` (keep the built ledgers
+//! there; a later run with the same sizes reuses them). PostgreSQL: a fresh database on
+//! `LEDGER_BENCH_POSTGRES_URL` (default the local server).
+
+#[path = "bench/load.rs"]
+mod load;
+#[path = "bench/node.rs"]
+mod node;
+#[path = "bench/peers.rs"]
+mod peers;
+#[path = "synthetic.rs"]
+mod synthetic;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use instance_ledger::domain::catalog::{Kind, Spec};
+use instance_ledger::domain::instance::{self, Sizing};
+use instance_ledger::service::{
+    Ledger, Outcome as Written, RequestMeta, WriteCommand, WriteRequest, WriterConfig,
+};
+use instance_ledger::store::EventStore;
+use instance_ledger::store::redb::RedbStore;
+use load::{Req, Script, Until};
+use node::{Catalog, Node, Store, TOKEN};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Instances each connection of the lifecycle mix cycles through: enough that the driver
+/// has completed an instance's last step before the connection comes back to it.
+const MIX_INSTANCES: u64 = 8;
+/// Events the append-alone and bare-store measurements write.
+const STORE_EVENTS: u64 = 20_000;
+
+struct Options {
+    json: bool,
+    secs: f64,
+    conns: Vec<usize>,
+    postgres: bool,
+    read_instances: u64,
+    instances: u64,
+    events: u64,
+    dir: Option<PathBuf>,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut o = Options {
+        json: false,
+        secs: 4.0,
+        conns: vec![1, 16, 64, 256],
+        postgres: true,
+        read_instances: 10_000,
+        instances: 100_000,
+        events: 1_000_000,
+        dir: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--json" => o.json = true,
+            "--no-postgres" => o.postgres = false,
+            "--secs" => o.secs = value()?.parse()?,
+            "--conns" => {
+                o.conns = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--read-instances" => o.read_instances = value()?.parse()?,
+            "--instances" => o.instances = value()?.parse()?,
+            "--events" => o.events = value()?.parse()?,
+            "--dir" => o.dir = Some(value()?.into()),
+            // cargo bench passes --bench to harness-less targets.
+            "--bench" => {}
+            other => anyhow::bail!("unknown option {other}; see the module documentation"),
+        }
+    }
+    Ok(o)
+}
+
+/// One line of the report.
+struct Row {
+    section: &'static str,
+    what: String,
+    figures: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn add(&mut self, section: &'static str, what: impl Into<String>, figures: serde_json::Value) {
+        let what = what.into();
+        let figures = match figures {
+            serde_json::Value::Object(m) => m,
+            _ => Default::default(),
+        };
+        eprintln!(
+            "  {section:<9} {what:<58} {}",
+            serde_json::Value::Object(figures.clone())
+        );
+        self.rows.push(Row {
+            section,
+            what,
+            figures,
+        });
+    }
+
+    fn http(
+        &mut self,
+        section: &'static str,
+        what: impl Into<String>,
+        o: &load::Outcome,
+        base: Option<(&str, f64)>,
+    ) {
+        let mut f = json!({
+            "req_s": o.rate().round(),
+            "p50_ms": round3(o.quantile_ms(0.5)),
+            "p99_ms": round3(o.quantile_ms(0.99)),
+            "p999_ms": round3(o.quantile_ms(0.999)),
+            "non_2xx": round3(o.non_2xx_share()),
+        });
+        if let Some((name, rate)) = base {
+            f[format!("x_{name}")] = json!(round3(o.rate() / rate));
+        }
+        self.add(section, what, f);
+    }
+
+    fn print_table(&self) {
+        println!("| section | scenario | figures |");
+        println!("|---|---|---|");
+        for r in &self.rows {
+            let figures: Vec<String> = r.figures.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!("| {} | {} | {} |", r.section, r.what, figures.join(", "));
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.rows
+                .iter()
+                .map(|r| json!({"section": r.section, "scenario": r.what, "figures": r.figures}))
+                .collect(),
+        )
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("LEDGER_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database on the benchmark server; dropped with the guard.
+struct Database {
+    url: String,
+    name: String,
+}
+
+impl Database {
+    fn fresh(name: &str) -> anyhow::Result<Database> {
+        let admin = postgres_admin_url();
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .map_err(|e| anyhow::anyhow!("connecting to {admin}: {e:?}"))?;
+        // One statement each: neither may run inside a (multi-statement) transaction.
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        client.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Ok(Database {
+            url: format!("{base}/{name}"),
+            name: name.into(),
+        })
+    }
+
+    fn size(&self) -> anyhow::Result<u64> {
+        let mut c = postgres::Client::connect(&self.url, postgres::NoTls)?;
+        let bytes: i64 = c
+            .query_one("SELECT pg_database_size(current_database())", &[])?
+            .get(0);
+        Ok(bytes.max(0) as u64)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+fn file_bytes(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join(instance_ledger::store::redb::FILE_NAME)).map_or(0, |m| m.len())
+}
+
+fn creates(catalog: &Arc<Catalog>, tag: &'static str) -> Script {
+    let catalog = catalog.clone();
+    Arc::new(move |c, n| {
+        Req::post(
+            "/v1/instances".into(),
+            catalog.create_body(&format!("{tag}-{c}-{n}")),
+        )
+    })
+}
+
+/// Creates `MIX_INSTANCES` instances per connection for the lifecycle mix.
+fn mix_fleet(
+    rt: &tokio::runtime::Runtime,
+    targets: &[SocketAddr],
+    catalog: &Arc<Catalog>,
+    conns: usize,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let made = load::run(
+        rt,
+        targets,
+        Some(TOKEN),
+        conns,
+        Until::Count(MIX_INSTANCES),
+        true,
+        creates(catalog, "mix"),
+    );
+    let mut ids = vec![Vec::new(); conns];
+    for (c, body) in made.bodies {
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        if let Some(id) = v["id"].as_str() {
+            ids[c].push(id.to_string());
+        }
+    }
+    anyhow::ensure!(
+        ids.iter().all(|i| i.len() == MIX_INSTANCES as usize),
+        "the mix's fleet was not fully created"
+    );
+    // The driver brings them to running at once; give it the moment it needs.
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(ids)
+}
+
+/// Each connection cycles over its own instances; each instance goes stop, resize,
+/// start, reboot, rename, and so on, continuing where the previous run left it.
+fn mix(catalog: &Arc<Catalog>, ids: Vec<Vec<String>>) -> Script {
+    let steps: Arc<Vec<Vec<AtomicU64>>> = Arc::new(
+        ids.iter()
+            .map(|i| i.iter().map(|_| AtomicU64::new(0)).collect())
+            .collect(),
+    );
+    let catalog = catalog.clone();
+    Arc::new(move |c, n| {
+        let k = (n % MIX_INSTANCES) as usize;
+        let id = &ids[c][k];
+        let step = steps[c][k].fetch_add(1, Ordering::Relaxed);
+        let path = format!("/v1/instances/{id}");
+        match step % 5 {
+            0 => Req::post(format!("{path}/stop"), String::new()),
+            1 => {
+                let flavor = if (step / 5).is_multiple_of(2) {
+                    &catalog.large
+                } else {
+                    &catalog.small
+                };
+                Req::post(
+                    format!("{path}/resize"),
+                    json!({"flavor_id": flavor}).to_string(),
+                )
+            }
+            2 => Req::post(format!("{path}/start"), String::new()),
+            3 => Req::post(format!("{path}/reboot"), String::new()),
+            _ => Req {
+                method: "PATCH",
+                path,
+                body: Some(json!({"name": format!("mix-{c}-{k}-{step}")}).to_string()),
+            },
+        }
+    })
+}
+
+/// Creates and the lifecycle mix at every connection count against `targets`, with the
+/// stored bytes per event of each (`size` reads the store's size).
+#[allow(clippy::too_many_arguments)]
+fn write_scenarios(
+    report: &mut Report,
+    rt: &tokio::runtime::Runtime,
+    o: &Options,
+    label: &str,
+    targets: &[SocketAddr],
+    size: &dyn Fn() -> u64,
+    ceiling: &[f64],
+    peer: &[f64],
+) -> anyhow::Result<()> {
+    let catalog = Arc::new(Catalog::create(rt, targets[0])?);
+    let run = |script: Script, conns: usize| {
+        load::run(
+            rt,
+            targets,
+            Some(TOKEN),
+            conns,
+            Until::Elapsed(Duration::from_secs_f64(o.secs)),
+            false,
+            script,
+        )
+    };
+    let (bytes0, head0) = (size(), node::head(rt, targets[0])?);
+    for (i, &conns) in o.conns.iter().enumerate() {
+        let out = run(creates(&catalog, "c"), conns);
+        let mut base = vec![("ceiling", ceiling[i])];
+        if let Some(p) = peer.get(i) {
+            base.push(("peer", *p));
+        }
+        let mut f = http_figures(&out);
+        for (name, rate) in base {
+            f[format!("x_{name}")] = json!(round3(out.rate() / rate));
+        }
+        report.add("write", format!("{label}: creates, {conns} connections"), f);
+    }
+    // The driver's completions of the creates land shortly after.
+    std::thread::sleep(Duration::from_millis(500));
+    let (bytes1, head1) = (size(), node::head(rt, targets[0])?);
+    let max = o.conns.iter().copied().max().unwrap_or(1);
+    let ids = mix_fleet(rt, targets, &catalog, max)?;
+    let (bytes2, head2) = (size(), node::head(rt, targets[0])?);
+    let script = mix(&catalog, ids);
+    for &conns in &o.conns {
+        let out = run(script.clone(), conns);
+        report.http(
+            "write",
+            format!("{label}: lifecycle mix, {conns} connections"),
+            &out,
+            None,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (bytes3, head3) = (size(), node::head(rt, targets[0])?);
+    let per = |b: u64, a: u64, hb: u64, ha: u64| {
+        round3((b.saturating_sub(a)) as f64 / (hb.saturating_sub(ha)).max(1) as f64)
+    };
+    report.add(
+        "size",
+        format!("{label}: stored bytes per event"),
+        json!({
+            "creates": per(bytes1, bytes0, head1, head0),
+            "creates_events": head1 - head0,
+            "lifecycle_mix": per(bytes3, bytes2, head3, head2),
+            "mix_events": head3 - head2,
+            "whole_run": per(bytes3, 0, head3, 0),
+        }),
+    );
+    Ok(())
+}
+
+fn http_figures(o: &load::Outcome) -> serde_json::Value {
+    json!({
+        "req_s": o.rate().round(),
+        "p50_ms": round3(o.quantile_ms(0.5)),
+        "p99_ms": round3(o.quantile_ms(0.99)),
+        "p999_ms": round3(o.quantile_ms(0.999)),
+        "non_2xx": round3(o.non_2xx_share()),
+    })
+}
+
+fn meta() -> RequestMeta {
+    RequestMeta {
+        actor: "bench".into(),
+        token_id: None,
+        request_id: "bench".into(),
+        origin: "native".into(),
+        idempotency: None,
+        staff: false,
+    }
+}
+
+/// The append alone, no HTTP: 64 submitters creating through the writer on redb.
+/// Returns events/s and the stored bytes of one create (for the bare store's baseline).
+fn append_alone(rt: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Result<(f64, Vec<u8>)> {
+    let store = Arc::new(RedbStore::open(dir)?);
+    let (ledger, writer) = Ledger::start(store.clone(), WriterConfig::default(), None)?;
+    let submit = {
+        let ledger = ledger.clone();
+        move |command| {
+            let ledger = ledger.clone();
+            async move {
+                ledger
+                    .submit(WriteRequest {
+                        command,
+                        meta: meta(),
+                        expected_version: None,
+                    })
+                    .await
+            }
+        }
+    };
+    let image = match rt
+        .block_on(submit(WriteCommand::CreateResource {
+            kind: Kind::Image,
+            spec: Spec::Named { name: "img".into() },
+        }))?
+        .outcome
+    {
+        Written::Resource(r) => r.id,
+        _ => anyhow::bail!("unexpected outcome"),
+    };
+    let spec = move |n: u64| instance::Spec {
+        ip_address: None,
+        attributes: Default::default(),
+        created_by: None,
+        short_id: String::new(),
+        name: format!("bench-{n}"),
+        hostname: Some(format!("bench-{n}")),
+        description: None,
+        project_id: Uuid::from_u128(1),
+        customer_id: Uuid::from_u128(2),
+        sizing: Sizing {
+            flavor_id: Uuid::from_u128(3),
+            vcpus: 1,
+            memory_mb: 1024,
+            disk_gb: 10,
+        },
+        image_id: image,
+        network_ids: vec![],
+        ssh_key_id: None,
+        security_groups: vec!["default".into()],
+        availability_zone: Some("az-1".into()),
+        user_data: None,
+        tags: [("env".to_string(), "prod".to_string())].into(),
+    };
+    let submitters = 64;
+    let started = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..submitters)
+            .map(|t| {
+                let submit = submit.clone();
+                tokio::spawn(async move {
+                    for n in 0..STORE_EVENTS / submitters {
+                        submit(WriteCommand::CreateInstance(Box::new(spec(
+                            t * 1_000_000 + n,
+                        ))))
+                        .await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        anyhow::Ok(())
+    })?;
+    let rate = (STORE_EVENTS / submitters * submitters) as f64 / started.elapsed().as_secs_f64();
+    drop(submit);
+    drop(ledger);
+    let _ = writer.join();
+    let sample = store
+        .read()?
+        .read_all(1, 1)?
+        .first()
+        .map(serde_json::to_vec)
+        .transpose()?
+        .unwrap_or_default();
+    // The stored record is the hash and then these bytes.
+    let mut record = vec![0u8; 32];
+    record.extend_from_slice(&sample);
+    Ok((rate, record))
+}
+
+/// A synthetic ledger of `instances` / `events` under `dir` (reused if already built).
+fn ledger_at(dir: &Path, instances: u64, events: u64) -> anyhow::Result<PathBuf> {
+    let path = dir.join(format!("ledger-{instances}-{events}"));
+    if path.join(instance_ledger::store::redb::FILE_NAME).exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&path)?;
+    let t = Instant::now();
+    let (store, written) = synthetic::build(&path, instances, events)?;
+    drop(store);
+    eprintln!(
+        "  built {written} events ({instances} instances) in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(path)
+}
+
+/// The instances of a list answer.
+fn ids_of(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    path: &str,
+) -> anyhow::Result<Vec<String>> {
+    let (status, body) = load::call(rt, addr, Some(TOKEN), Req::get(path.into()))?;
+    anyhow::ensure!(status == 200, "{path} answered {status}: {body}");
+    Ok(body["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// GET one instance and a filtered page of 100, on a server over a synthetic ledger.
+fn reads(
+    report: &mut Report,
+    rt: &tokio::runtime::Runtime,
+    o: &Options,
+    addr: SocketAddr,
+    instances: u64,
+) -> anyhow::Result<()> {
+    let ids = Arc::new(ids_of(rt, addr, "/v1/instances?limit=100")?);
+    anyhow::ensure!(!ids.is_empty(), "the ledger lists no instance");
+    let project = synthetic::project(0);
+    let scripts: [(&str, Script); 2] = [
+        ("GET one instance", {
+            let ids = ids.clone();
+            Arc::new(move |_, n| Req::get(format!("/v1/instances/{}", ids[n as usize % ids.len()])))
+        }),
+        (
+            "filtered page of 100 (project, state)",
+            Arc::new(move |_, _| {
+                Req::get(format!(
+                    "/v1/instances?project_id={project}&state=running&limit=100"
+                ))
+            }),
+        ),
+    ];
+    for (what, script) in scripts {
+        for conns in [1, 64] {
+            let out = load::run(
+                rt,
+                &[addr],
+                Some(TOKEN),
+                conns,
+                Until::Elapsed(Duration::from_secs_f64(o.secs / 2.0)),
+                false,
+                script.clone(),
+            );
+            report.http(
+                "read",
+                format!("{what}, {instances} instances, {conns} connections"),
+                &out,
+                None,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// As-of reads at a tenth of the log and at its end, on a server just started (cold),
+/// then the same requests again (warm).
+fn history(
+    report: &mut Report,
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    events: u64,
+) -> anyhow::Result<()> {
+    let project = synthetic::project(0);
+    // Instances present at both points (not purged by the end), so both answer 200.
+    let early = ids_of(
+        rt,
+        addr,
+        &format!("/v1/instances?limit=100&at_position={}", events / 10),
+    )?;
+    let late = ids_of(
+        rt,
+        addr,
+        &format!("/v1/instances?limit=100&at_position={events}"),
+    )?;
+    let ids: Vec<String> = early.into_iter().filter(|i| late.contains(i)).collect();
+    anyhow::ensure!(!ids.is_empty(), "no instance lives at both points");
+    let ids = Arc::new(ids);
+    for pass in ["cold", "warm"] {
+        for (label, at) in [("1/10", events / 10), ("full", events)] {
+            let one: Script = {
+                let ids = ids.clone();
+                Arc::new(move |_, n| {
+                    Req::get(format!(
+                        "/v1/instances/{}?at_position={at}",
+                        ids[n as usize % ids.len()]
+                    ))
+                })
+            };
+            let page: Script = Arc::new(move |_, _| {
+                Req::get(format!(
+                    "/v1/instances?project_id={project}&state=running&limit=100&at_position={at}"
+                ))
+            });
+            for (what, script) in [
+                ("as-of one instance", one),
+                ("as-of filtered page of 100", page),
+            ] {
+                let out = load::run(
+                    rt,
+                    &[addr],
+                    Some(TOKEN),
+                    1,
+                    Until::Count(100),
+                    false,
+                    script,
+                );
+                report.http(
+                    "history",
+                    format!("{what} at {label} of {events} events, {pass}"),
+                    &out,
+                    None,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let o = options()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let scratch = tempfile::tempdir()?;
+    let keep = o
+        .dir
+        .clone()
+        .unwrap_or_else(|| scratch.path().to_path_buf());
+    let mut report = Report::default();
+    eprintln!("ledger_bench: {} s per measurement", o.secs);
+
+    // Baselines without HTTP.
+    let (syncs, sync_ms) = peers::disk(scratch.path(), 2.0)?;
+    report.add(
+        "baseline",
+        "disk: 512 B append + fdatasync",
+        json!({"syncs_s": syncs.round(), "p50_ms": round3(sync_ms)}),
+    );
+    let (append, record) = append_alone(&rt, &scratch.path().join("append"))?;
+    let store = peers::bare_redb(scratch.path(), STORE_EVENTS, &record)?;
+    report.add(
+        "baseline",
+        format!(
+            "store: bare redb, {} B records, 64 per durable commit",
+            record.len()
+        ),
+        json!({"events_s": store.round()}),
+    );
+    report.add(
+        "write",
+        "redb: append alone (writer, no HTTP), 64 submitters",
+        json!({"events_s": append.round(), "x_store": round3(append / store)}),
+    );
+
+    // HTTP baselines at every connection count.
+    let mut ceiling = Vec::new();
+    {
+        let server = peers::ceiling()?;
+        let catalog = Arc::new(Catalog {
+            project: Uuid::from_u128(1).to_string(),
+            small: Uuid::from_u128(2).to_string(),
+            large: Uuid::from_u128(3).to_string(),
+            image: Uuid::from_u128(4).to_string(),
+        });
+        for &conns in &o.conns {
+            let out = load::run(
+                &rt,
+                &[server.addr],
+                None,
+                conns,
+                Until::Elapsed(Duration::from_secs_f64(o.secs)),
+                false,
+                creates(&catalog, "c"),
+            );
+            report.http(
+                "baseline",
+                format!("ceiling: bare actix-web parsing the body, {conns} connections"),
+                &out,
+                None,
+            );
+            ceiling.push(out.rate());
+        }
+    }
+    let mut peer = Vec::new();
+    if o.postgres {
+        let db = Database::fresh(&format!("ledger_bench_peer_{}", std::process::id()))?;
+        let server = peers::peer(&db.url)?;
+        let catalog = Arc::new(Catalog {
+            project: Uuid::from_u128(1).to_string(),
+            small: Uuid::from_u128(2).to_string(),
+            large: Uuid::from_u128(3).to_string(),
+            image: Uuid::from_u128(4).to_string(),
+        });
+        for &conns in &o.conns {
+            let out = load::run(
+                &rt,
+                &[server.addr],
+                None,
+                conns,
+                Until::Elapsed(Duration::from_secs_f64(o.secs)),
+                false,
+                creates(&catalog, "c"),
+            );
+            report.http(
+                "baseline",
+                format!(
+                    "typical peer: one PostgreSQL insert per request, pool of {}, {conns} connections",
+                    peers::PEER_POOL
+                ),
+                &out,
+                Some(("ceiling", ceiling[peer.len()])),
+            );
+            peer.push(out.rate());
+        }
+    }
+
+    // The ledger on redb.
+    {
+        let dir = scratch.path().join("redb");
+        let node = Node::start(&rt, Store::Redb(&dir))?;
+        let size = || file_bytes(&dir);
+        write_scenarios(
+            &mut report,
+            &rt,
+            &o,
+            "redb",
+            &[node.addr],
+            &size,
+            &ceiling,
+            &peer,
+        )?;
+        report.add(
+            "memory",
+            "redb: peak RSS over the write scenarios",
+            json!({"mib": node.peak_rss_mib().round()}),
+        );
+        node.stop()?;
+    }
+    // The ledger on PostgreSQL, one node and three.
+    if o.postgres {
+        for nodes in [1usize, 3] {
+            let db = Database::fresh(&format!("ledger_bench_{}_{nodes}", std::process::id()))?;
+            let mut running = Vec::new();
+            for n in 0..nodes {
+                let log_dir = scratch.path().join(format!("pg-{nodes}-{n}"));
+                running.push(Node::start(
+                    &rt,
+                    Store::Postgres {
+                        url: &db.url,
+                        log_dir: &log_dir,
+                    },
+                )?);
+            }
+            let targets: Vec<SocketAddr> = running.iter().map(|n| n.addr).collect();
+            let size = || db.size().unwrap_or(0);
+            let label = format!("postgres, {nodes} node{}", if nodes > 1 { "s" } else { "" });
+            write_scenarios(
+                &mut report,
+                &rt,
+                &o,
+                &label,
+                &targets,
+                &size,
+                &ceiling,
+                &peer,
+            )?;
+            let rss: Vec<f64> = running.iter().map(|n| n.peak_rss_mib().round()).collect();
+            report.add(
+                "memory",
+                format!("{label}: peak RSS per node"),
+                json!({"mib": rss}),
+            );
+            for n in running {
+                n.stop()?;
+            }
+        }
+    }
+
+    // Reads, as-of reads and start-up on synthetic ledgers built through the real append.
+    let small = ledger_at(&keep, o.read_instances, o.read_instances * 10)?;
+    let large = ledger_at(&keep, o.instances, o.events)?;
+    for (path, instances) in [(&small, o.read_instances), (&large, o.instances)] {
+        let node = Node::start(&rt, Store::Redb(path))?;
+        reads(&mut report, &rt, &o, node.addr, instances)?;
+        node.stop()?;
+    }
+    {
+        let node = Node::start(&rt, Store::Redb(&large))?;
+        report.add(
+            "startup",
+            format!(
+                "redb: start-up at {} events (until /healthz answers)",
+                o.events
+            ),
+            json!({"secs": round3(node.startup.as_secs_f64())}),
+        );
+        history(&mut report, &rt, node.addr, o.events)?;
+        report.add(
+            "memory",
+            format!(
+                "redb: peak RSS, reads and as-of at {} instances",
+                o.instances
+            ),
+            json!({"mib": node.peak_rss_mib().round()}),
+        );
+        node.stop()?;
+    }
+
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    } else {
+        println!(
+            "\nledger_bench on {} cores, {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+        );
+        report.print_table();
+    }
+    Ok(())
+}
