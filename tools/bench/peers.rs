@@ -21,13 +21,18 @@ pub struct Running {
     pub addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// State the handlers share, released after the server's thread ended: PostgreSQL's
-    /// blocking client must not be dropped inside the server's runtime.
-    shared: Option<Box<dyn std::any::Any + Send>>,
+    /// The peer's pool: its connections are closed here, before the server stops, since
+    /// PostgreSQL's blocking client must not be dropped inside the server's runtime.
+    pool: Option<Arc<Pool>>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Some(pool) = self.pool.take()
+            && let Ok(mut free) = pool.free.lock()
+        {
+            free.clear();
+        }
         let handle = self.handle.clone();
         let _ = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(handle.stop(false));
@@ -36,7 +41,6 @@ impl Drop for Running {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.shared.take();
     }
 }
 
@@ -66,7 +70,7 @@ where
         addr,
         handle,
         thread: Some(thread),
-        shared: None,
+        pool: None,
     })
 }
 
@@ -90,7 +94,7 @@ pub fn ceiling() -> anyhow::Result<Running> {
 }
 
 /// A pool of PostgreSQL connections: take one, use it, give it back.
-struct Pool {
+pub struct Pool {
     free: Mutex<Vec<postgres::Client>>,
     ready: Condvar,
 }
@@ -175,7 +179,7 @@ pub fn peer(url: &str) -> anyhow::Result<Running> {
         .listen(listener)?
         .run())
     })?;
-    running.shared = Some(Box::new(pool));
+    running.pool = Some(pool);
     Ok(running)
 }
 
