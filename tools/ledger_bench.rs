@@ -126,21 +126,16 @@ impl Report {
         });
     }
 
+    /// An HTTP run's figures, with its ratio to each baseline rate given.
     fn http(
         &mut self,
         section: &'static str,
         what: impl Into<String>,
         o: &load::Outcome,
-        base: Option<(&str, f64)>,
+        bases: &[(&str, f64)],
     ) {
-        let mut f = json!({
-            "req_s": o.rate().round(),
-            "p50_ms": round3(o.quantile_ms(0.5)),
-            "p99_ms": round3(o.quantile_ms(0.99)),
-            "p999_ms": round3(o.quantile_ms(0.999)),
-            "non_2xx": round3(o.non_2xx_share()),
-        });
-        if let Some((name, rate)) = base {
+        let mut f = http_figures(o);
+        for (name, rate) in bases {
             f[format!("x_{name}")] = json!(round3(o.rate() / rate));
         }
         self.add(section, what, f);
@@ -331,11 +326,12 @@ fn write_scenarios(
         if let Some(p) = peer.get(i) {
             base.push(("peer", *p));
         }
-        let mut f = http_figures(&out);
-        for (name, rate) in base {
-            f[format!("x_{name}")] = json!(round3(out.rate() / rate));
-        }
-        report.add("write", format!("{label}: creates, {conns} connections"), f);
+        report.http(
+            "write",
+            format!("{label}: creates, {conns} connections"),
+            &out,
+            &base,
+        );
     }
     // The driver's completions of the creates land shortly after.
     std::thread::sleep(Duration::from_millis(500));
@@ -350,7 +346,7 @@ fn write_scenarios(
             "write",
             format!("{label}: lifecycle mix, {conns} connections"),
             &out,
-            None,
+            &[],
         );
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -561,7 +557,7 @@ fn reads(
                 "read",
                 format!("{what}, {instances} instances, {conns} connections"),
                 &out,
-                None,
+                &[],
             );
         }
     }
@@ -624,7 +620,7 @@ fn history(
                     "history",
                     format!("{what} at {label} of {events} events, {pass}"),
                     &out,
-                    None,
+                    &[],
                 );
             }
         }
@@ -693,7 +689,7 @@ fn main() -> anyhow::Result<()> {
                 "baseline",
                 format!("ceiling: bare actix-web parsing the body, {conns} connections"),
                 &out,
-                None,
+                &[],
             );
             ceiling.push(out.rate());
         }
@@ -725,7 +721,7 @@ fn main() -> anyhow::Result<()> {
                     peers::PEER_POOL
                 ),
                 &out,
-                Some(("ceiling", ceiling[peer.len()])),
+                &[("ceiling", ceiling[peer.len()])],
             );
             peer.push(out.rate());
         }
