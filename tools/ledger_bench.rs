@@ -19,6 +19,8 @@ mod load;
 mod node;
 #[path = "bench/peers.rs"]
 mod peers;
+#[path = "bench/reads.rs"]
+mod reads;
 #[path = "synthetic.rs"]
 mod synthetic;
 
@@ -482,150 +484,48 @@ fn append_alone(rt: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Result<(f64
     Ok((rate, record))
 }
 
-/// A synthetic ledger of `instances` / `events` under `dir` (reused if already built).
-fn ledger_at(dir: &Path, instances: u64, events: u64) -> anyhow::Result<PathBuf> {
-    let path = dir.join(format!("ledger-{instances}-{events}"));
-    if path.join(instance_ledger::store::redb::FILE_NAME).exists() {
-        return Ok(path);
-    }
-    std::fs::create_dir_all(&path)?;
-    let t = Instant::now();
-    let (store, written) = synthetic::build(&path, instances, events)?;
-    drop(store);
-    eprintln!(
-        "  built {written} events ({instances} instances) in {:.0} s",
-        t.elapsed().as_secs_f64()
-    );
-    Ok(path)
-}
-
-/// The instances of a list answer.
-fn ids_of(
-    rt: &tokio::runtime::Runtime,
-    addr: SocketAddr,
-    path: &str,
-) -> anyhow::Result<Vec<String>> {
-    let (status, body) = load::call(rt, addr, Some(TOKEN), Req::get(path.into()))?;
-    anyhow::ensure!(status == 200, "{path} answered {status}: {body}");
-    Ok(body["items"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|i| i["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-/// GET one instance and a filtered page of 100, on a server over a synthetic ledger.
-fn reads(
+/// Creates against a baseline server at every connection count; returns the rates.
+/// With `ceiling`, each run is also given as a ratio to the ceiling at the same count.
+fn http_baseline(
     report: &mut Report,
     rt: &tokio::runtime::Runtime,
     o: &Options,
     addr: SocketAddr,
-    instances: u64,
-) -> anyhow::Result<()> {
-    let ids = Arc::new(ids_of(rt, addr, "/v1/instances?limit=100")?);
-    anyhow::ensure!(!ids.is_empty(), "the ledger lists no instance");
-    let project = synthetic::project(0);
-    let scripts: [(&str, Script); 2] = [
-        ("GET one instance", {
-            let ids = ids.clone();
-            Arc::new(move |_, n| Req::get(format!("/v1/instances/{}", ids[n as usize % ids.len()])))
-        }),
-        (
-            "filtered page of 100 (project, state)",
-            Arc::new(move |_, _| {
-                Req::get(format!(
-                    "/v1/instances?project_id={project}&state=running&limit=100"
-                ))
-            }),
-        ),
-    ];
-    for (what, script) in scripts {
-        for conns in [1, 64] {
-            let out = load::run(
-                rt,
-                &[addr],
-                Some(TOKEN),
-                conns,
-                Until::Elapsed(Duration::from_secs_f64(o.secs / 2.0)),
-                false,
-                script.clone(),
-            );
-            report.http(
-                "read",
-                format!("{what}, {instances} instances, {conns} connections"),
-                &out,
-                &[],
-            );
-        }
+    label: &str,
+    ceiling: &[f64],
+) -> Vec<f64> {
+    // The baselines check nothing the body refers to: any ids will do.
+    let catalog = Arc::new(Catalog {
+        project: Uuid::from_u128(1).to_string(),
+        small: Uuid::from_u128(2).to_string(),
+        large: Uuid::from_u128(3).to_string(),
+        image: Uuid::from_u128(4).to_string(),
+    });
+    let mut rates = Vec::new();
+    for (i, &conns) in o.conns.iter().enumerate() {
+        let out = load::run(
+            rt,
+            &[addr],
+            None,
+            conns,
+            Until::Elapsed(Duration::from_secs_f64(o.secs)),
+            false,
+            creates(&catalog, "c"),
+        );
+        let bases: Vec<(&str, f64)> = ceiling
+            .get(i)
+            .map(|c| ("ceiling", *c))
+            .into_iter()
+            .collect();
+        report.http(
+            "baseline",
+            format!("{label}, {conns} connections"),
+            &out,
+            &bases,
+        );
+        rates.push(out.rate());
     }
-    Ok(())
-}
-
-/// As-of reads at a tenth of the log and at its end, on a server just started (cold),
-/// then the same requests again (warm).
-fn history(
-    report: &mut Report,
-    rt: &tokio::runtime::Runtime,
-    addr: SocketAddr,
-    events: u64,
-) -> anyhow::Result<()> {
-    let project = synthetic::project(0);
-    // Instances present at both points (not purged by the end), so both answer 200.
-    let early = ids_of(
-        rt,
-        addr,
-        &format!("/v1/instances?limit=100&at_position={}", events / 10),
-    )?;
-    let late = ids_of(
-        rt,
-        addr,
-        &format!("/v1/instances?limit=100&at_position={events}"),
-    )?;
-    let ids: Vec<String> = early.into_iter().filter(|i| late.contains(i)).collect();
-    anyhow::ensure!(!ids.is_empty(), "no instance lives at both points");
-    let ids = Arc::new(ids);
-    for pass in ["cold", "warm"] {
-        for (label, at) in [("1/10", events / 10), ("full", events)] {
-            let one: Script = {
-                let ids = ids.clone();
-                Arc::new(move |_, n| {
-                    Req::get(format!(
-                        "/v1/instances/{}?at_position={at}",
-                        ids[n as usize % ids.len()]
-                    ))
-                })
-            };
-            let page: Script = Arc::new(move |_, _| {
-                Req::get(format!(
-                    "/v1/instances?project_id={project}&state=running&limit=100&at_position={at}"
-                ))
-            });
-            for (what, script) in [
-                ("as-of one instance", one),
-                ("as-of filtered page of 100", page),
-            ] {
-                let out = load::run(
-                    rt,
-                    &[addr],
-                    Some(TOKEN),
-                    1,
-                    Until::Count(100),
-                    false,
-                    script,
-                );
-                report.http(
-                    "history",
-                    format!("{what} at {label} of {events} events, {pass}"),
-                    &out,
-                    &[],
-                );
-            }
-        }
-    }
-    Ok(())
+    rates
 }
 
 fn main() -> anyhow::Result<()> {
@@ -666,66 +566,28 @@ fn main() -> anyhow::Result<()> {
     );
 
     // HTTP baselines at every connection count.
-    let mut ceiling = Vec::new();
-    {
+    let ceiling = {
         let server = peers::ceiling()?;
-        let catalog = Arc::new(Catalog {
-            project: Uuid::from_u128(1).to_string(),
-            small: Uuid::from_u128(2).to_string(),
-            large: Uuid::from_u128(3).to_string(),
-            image: Uuid::from_u128(4).to_string(),
-        });
-        for &conns in &o.conns {
-            let out = load::run(
-                &rt,
-                &[server.addr],
-                None,
-                conns,
-                Until::Elapsed(Duration::from_secs_f64(o.secs)),
-                false,
-                creates(&catalog, "c"),
-            );
-            report.http(
-                "baseline",
-                format!("ceiling: bare actix-web parsing the body, {conns} connections"),
-                &out,
-                &[],
-            );
-            ceiling.push(out.rate());
-        }
-    }
-    let mut peer = Vec::new();
-    if o.postgres {
+        http_baseline(
+            &mut report,
+            &rt,
+            &o,
+            server.addr,
+            "ceiling: bare actix-web parsing the body",
+            &[],
+        )
+    };
+    let peer = if o.postgres {
         let db = Database::fresh(&format!("ledger_bench_peer_{}", std::process::id()))?;
         let server = peers::peer(&db.url)?;
-        let catalog = Arc::new(Catalog {
-            project: Uuid::from_u128(1).to_string(),
-            small: Uuid::from_u128(2).to_string(),
-            large: Uuid::from_u128(3).to_string(),
-            image: Uuid::from_u128(4).to_string(),
-        });
-        for &conns in &o.conns {
-            let out = load::run(
-                &rt,
-                &[server.addr],
-                None,
-                conns,
-                Until::Elapsed(Duration::from_secs_f64(o.secs)),
-                false,
-                creates(&catalog, "c"),
-            );
-            report.http(
-                "baseline",
-                format!(
-                    "typical peer: one PostgreSQL insert per request, pool of {}, {conns} connections",
-                    peers::PEER_POOL
-                ),
-                &out,
-                &[("ceiling", ceiling[peer.len()])],
-            );
-            peer.push(out.rate());
-        }
-    }
+        let label = format!(
+            "typical peer: one PostgreSQL insert per request, pool of {}",
+            peers::PEER_POOL
+        );
+        http_baseline(&mut report, &rt, &o, server.addr, &label, &ceiling)
+    } else {
+        Vec::new()
+    };
 
     // The ledger on redb.
     {
@@ -790,11 +652,11 @@ fn main() -> anyhow::Result<()> {
     }
 
     // Reads, as-of reads and start-up on synthetic ledgers built through the real append.
-    let small = ledger_at(&keep, o.read_instances, o.read_instances * 10)?;
-    let large = ledger_at(&keep, o.instances, o.events)?;
+    let small = reads::ledger_at(&keep, o.read_instances, o.read_instances * 10)?;
+    let large = reads::ledger_at(&keep, o.instances, o.events)?;
     for (path, instances) in [(&small, o.read_instances), (&large, o.instances)] {
         let node = Node::start(&rt, Store::Redb(path))?;
-        reads(&mut report, &rt, &o, node.addr, instances)?;
+        reads::reads(&mut report, &rt, &o, node.addr, instances)?;
         node.stop()?;
     }
     {
@@ -807,7 +669,7 @@ fn main() -> anyhow::Result<()> {
             ),
             json!({"secs": round3(node.startup.as_secs_f64())}),
         );
-        history(&mut report, &rt, node.addr, o.events)?;
+        reads::history(&mut report, &rt, node.addr, o.events)?;
         report.add(
             "memory",
             format!(
