@@ -115,9 +115,11 @@ impl Writer {
         let mut results: Vec<Result<Reply, ServiceError>> = Vec::with_capacity(jobs.len());
         let mut appended = 0u64;
         let mut head = 0u64;
+        let (instances, idempotency) = reads_ahead(&jobs);
         let outcome = self.store.write(&mut |txn| {
             results.clear();
             appended = 0;
+            txn.prefetch(&instances, &idempotency)?;
             for job in &jobs {
                 let result = process(txn, &job.request, now, &mut appended)?;
                 results.push(result);
@@ -171,6 +173,27 @@ impl Writer {
             *guard = failure;
         }
     }
+}
+
+/// The instances and idempotency records a batch's requests will read first.
+fn reads_ahead(jobs: &[Job]) -> (Vec<Uuid>, Vec<String>) {
+    let instances = jobs
+        .iter()
+        .filter_map(|job| match &job.request.command {
+            WriteCommand::Instance { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let idempotency = jobs
+        .iter()
+        .filter_map(|job| {
+            let meta = &job.request.meta;
+            meta.idempotency
+                .as_ref()
+                .map(|k| k.storage_key(&meta.actor))
+        })
+        .collect();
+    (instances, idempotency)
 }
 
 /// Moves the published head forward (never back: another node's commit may have been
@@ -268,7 +291,7 @@ fn process(
             })
         }
         WriteCommand::CreateResource { kind, spec } => {
-            let id = Uuid::now_v7();
+            let id = txn.mint_stream();
             Resource::decide_create(None, *kind, spec.clone())
                 .map_err(ServiceError::Domain)
                 .map(|event| {
@@ -294,13 +317,8 @@ fn process(
             {
                 Err(ServiceError::UsernameTaken(new.username.clone()))
             } else {
-                user_change(
-                    txn,
-                    Uuid::now_v7(),
-                    &UserCommand::Create(new.clone()),
-                    now,
-                    &provenance,
-                )?
+                let id = txn.mint_stream();
+                user_change(txn, id, &UserCommand::Create(new.clone()), now, &provenance)?
             }
         }
         WriteCommand::User { id, command } => user_change(txn, *id, command, now, &provenance)?,
@@ -436,7 +454,7 @@ fn create_instance(
     provenance: &Provenance,
     reserved: &mut Reserved,
 ) -> Result<Decided, StoreError> {
-    let id = Uuid::now_v7();
+    let id = txn.mint_stream();
     let mut spec = spec.clone();
     spec.short_id = loop {
         let candidate = short_id::from_random(rand::random());

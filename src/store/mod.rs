@@ -116,6 +116,18 @@ pub trait WriteTxn {
     /// [`chain::Chain`] checked of those bytes): it must be the next position, link to the
     /// head's hash and be its stream's next version.
     fn append_checked(&mut self, event: &chain::Checked, body: &[u8]) -> Result<(), StoreError>;
+    /// Says which instances and idempotency records the batch is about to read, so a
+    /// backend that pays a round trip per lookup fetches them together. Only a hint:
+    /// reads of anything else still work, and the embedded store ignores it.
+    fn prefetch(&mut self, instances: &[Uuid], idempotency: &[String]) -> Result<(), StoreError> {
+        let _ = (instances, idempotency);
+        Ok(())
+    }
+    /// A new stream id (UUIDv7, so ids grow with creation). The transaction that mints it
+    /// knows the stream has no events and no views, and need not look them up.
+    fn mint_stream(&mut self) -> Uuid {
+        Uuid::now_v7()
+    }
 }
 
 /// A run of ids read from an index.

@@ -20,8 +20,9 @@ use crate::projection::{IndexKey, index};
 /// differently (new keys, new tables, a changed view): stores built by an older version
 /// are rebuilt at start-up ([`super::ensure_current_projections`]).
 /// 1: up to the restructuring; 2: resource name keys, address keys; 3: launch time and
-/// last fault in the instance state; 4: host name leases.
-pub const VERSION: u32 = 4;
+/// last fault in the instance state; 4: host name leases; 5: instance keys counted in
+/// the count history only (embedded store).
+pub const VERSION: u32 = 5;
 
 pub(crate) trait ProjectionTables {
     fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
@@ -33,15 +34,17 @@ pub(crate) trait ProjectionTables {
     fn put_short_id(&mut self, short_id: &str, id: Uuid) -> Result<(), StoreError>;
     fn index_add(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError>;
     fn index_remove(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError>;
-    /// How many ids carry `key` now (0 if none).
-    fn count(&mut self, key: &[u8]) -> Result<u64, StoreError>;
-    /// Sets the count; 0 removes the entry.
-    fn set_count(&mut self, key: &[u8], count: u64) -> Result<(), StoreError>;
+    /// One id more (`up`) or fewer carries `key`: the maintained count moves by one
+    /// (saturating at 0, which removes the entry) and, with a position (instance keys),
+    /// the count after that event is recorded for as-of reads. One call rather than a
+    /// read and a write, so a backend that pays a round trip per read can defer the
+    /// arithmetic to its flush: nothing a decision reads depends on a count.
+    fn shift_count(&mut self, key: &[u8], up: bool, history: Option<u64>)
+    -> Result<(), StoreError>;
     /// Opens an interval: `id` carries `key` from `position` on.
     fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError>;
     /// Closes `id`'s open interval under `key` at `position` (if one is open).
     fn close_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError>;
-    fn record_count(&mut self, key: &[u8], position: u64, count: u64) -> Result<(), StoreError>;
     /// The last position committed at `nanos` (event time in ns since the epoch).
     fn record_time(&mut self, nanos: i64, position: u64) -> Result<(), StoreError>;
     fn record_creation(&mut self, position: u64, id: Uuid) -> Result<(), StoreError>;
@@ -165,20 +168,16 @@ fn reindex(
 ) -> Result<(), StoreError> {
     for key in old.iter().filter(|k| !new.contains(k)) {
         t.index_remove(key, id)?;
-        let count = t.count(key)?.saturating_sub(1);
-        t.set_count(key, count)?;
+        t.shift_count(key, false, history)?;
         if let Some(position) = history {
             t.close_interval(key, id, position)?;
-            t.record_count(key, position, count)?;
         }
     }
     for key in new.iter().filter(|k| !old.contains(k)) {
         t.index_add(key, id)?;
-        let count = t.count(key)?.saturating_add(1);
-        t.set_count(key, count)?;
+        t.shift_count(key, true, history)?;
         if let Some(position) = history {
             t.open_interval(key, id, position)?;
-            t.record_count(key, position, count)?;
         }
     }
     Ok(())

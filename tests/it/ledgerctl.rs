@@ -280,7 +280,7 @@ fn damage_redb(file: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
 }
 
 const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
-const INSTANCES: redb::TableDefinition<u128, &[u8]> = redb::TableDefinition::new("instances");
+const VERSIONS: redb::TableDefinition<(u128, u64), &[u8]> = redb::TableDefinition::new("versions");
 const INDEX: redb::TableDefinition<&[u8], ()> = redb::TableDefinition::new("index");
 
 /// `verify` fails naming `at` (and a detail containing `kind`), exit code 1.
@@ -322,13 +322,22 @@ async fn verify_names_redb_damage_and_rebuild_repairs_only_projections() {
     let uuid = uuid::Uuid::parse_str(&id).expect("id").as_u128();
 
     // An altered projection row, then a missing one: named, and repaired by a rebuild.
+    // The instance's current view is its last recorded version.
     damage_redb(&file, |t| {
-        let mut table = t.open_table(INSTANCES).expect("instances");
-        let mut row = table.get(uuid).expect("get").expect("row").value().to_vec();
+        let mut table = t.open_table(VERSIONS).expect("versions");
+        let (key, mut row) = {
+            let last = table
+                .range((uuid, 0)..=(uuid, u64::MAX))
+                .expect("range")
+                .next_back()
+                .expect("a version")
+                .expect("row");
+            (last.0.value(), last.1.value().to_vec())
+        };
         row[5] ^= 0x01;
-        table.insert(uuid, row.as_slice()).expect("put");
+        table.insert(key, row.as_slice()).expect("put");
     });
-    assert_damage(&at, "projection instances", "differs");
+    assert_damage(&at, "projection versions", "differs");
     rebuild_ok(&at);
     damage_redb(&file, |t| {
         let mut table = t.open_table(INDEX).expect("index");

@@ -1,14 +1,18 @@
-//! What a batch writes, held in memory until the flush and then written with one
-//! set-based statement per table (`unnest` of column arrays), so a batch costs its reads
-//! plus a constant number of round trips. Reads inside the batch consult it first.
+//! What a batch writes, held in memory until the flush and then written in one
+//! statement: one data-modifying CTE per table, each an `unnest` of column arrays, plus
+//! the head and the commit notification. A batch costs its reads (prefetched together),
+//! one read of the counts it moves, that statement and the commit, however many events
+//! it holds. Reads inside the batch consult the buffer first.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use postgres::Transaction;
 use postgres::types::ToSql;
+use postgres::{Statement, Transaction};
 use uuid::Uuid;
 
-use super::pos;
+use super::super::Head;
+use super::listen::NOTIFY_CHANNEL;
+use super::{pos, unpos};
 
 #[derive(Default)]
 pub(super) struct Buffer {
@@ -21,18 +25,33 @@ pub(super) struct Buffer {
     pub(super) short_ids: HashMap<String, Uuid>,
     /// (key, id) -> present after the batch.
     pub(super) index: HashMap<(Vec<u8>, Uuid), bool>,
-    /// Counts read or written in this batch: the current value.
-    pub(super) counts: HashMap<Vec<u8>, u64>,
-    pub(super) counts_dirty: HashSet<Vec<u8>>,
+    /// Count moves in order: (key, up, position for the count history). Applied at the
+    /// flush to the stored counts, read in one statement.
+    pub(super) count_moves: Vec<(Vec<u8>, bool, Option<u64>)>,
     /// Intervals opened in this batch: (key, id, from) -> to.
     pub(super) opened: BTreeMap<(Vec<u8>, Uuid, u64), Option<u64>>,
     /// Intervals open before this batch, closed in it: (key, id) -> to.
     pub(super) closed: HashMap<(Vec<u8>, Uuid), u64>,
-    pub(super) count_history: BTreeMap<(Vec<u8>, u64), u64>,
     pub(super) times: BTreeMap<i64, u64>,
     pub(super) creations: Vec<(u64, Uuid)>,
     pub(super) state_hashes: Vec<(u64, [u8; 32])>,
     pub(super) versions: Vec<(Uuid, u64, Vec<u8>)>,
+    /// Views read from the tables in this batch (`None`: absent), so each is read once.
+    pub(super) fetched: HashMap<(View, Uuid), Option<Vec<u8>>>,
+    /// Idempotency records read in this batch (`None`: absent).
+    pub(super) idempotency_read: HashMap<String, Option<Vec<u8>>>,
+}
+
+/// The current-view tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum View {
+    Instance,
+    Resource,
+    User,
+}
+
+impl View {
+    pub(super) const ALL: [View; 3] = [View::Instance, View::Resource, View::User];
 }
 
 /// Appended events, column by column for one `unnest` insert.
@@ -45,25 +64,83 @@ pub(super) struct EventRows {
     pub(super) bodies: Vec<Vec<u8>>,
 }
 
-type Params<'a> = [&'a (dyn ToSql + Sync)];
+/// The transaction and the connection's prepared statements (prepared once per
+/// connection; statements outlive transactions).
+pub(super) struct Flush<'a, 'c> {
+    pub(super) tx: &'a mut Transaction<'c>,
+    pub(super) statements: &'a mut HashMap<&'static str, Statement>,
+}
 
-/// Runs one statement unless its first column is empty.
-fn run(
-    tx: &mut Transaction<'_>,
-    rows: usize,
-    sql: &str,
-    params: &Params<'_>,
-) -> Result<(), postgres::Error> {
-    if rows == 0 {
-        return Ok(());
+impl Flush<'_, '_> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
     }
-    tx.execute(sql, params).map(|_| ())
+}
+
+/// The whole batch in one statement. Every sub-statement sees the snapshot from before
+/// the statement and none sees another's rows, which the buffer makes safe: each
+/// (key, id) of the index is either removed or added, each count is either deleted or
+/// set, and the intervals closed are the ones open before the batch (this batch's own
+/// are inserted already closed). Empty arrays insert nothing. `$42` says whether the
+/// head moved (a replay writes projections only).
+const FLUSH: &str = "WITH
+  e  AS (INSERT INTO events (position, stream_id, version, hash, body)
+         SELECT * FROM unnest($1::int8[], $2::uuid[], $3::int8[], $4::bytea[], $5::bytea[])),
+  ik AS (INSERT INTO idempotency (key, record) SELECT * FROM unnest($6::text[], $7::bytea[])
+         ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record),
+  vi AS (INSERT INTO instances (id, view) SELECT * FROM unnest($8::uuid[], $9::bytea[])
+         ON CONFLICT (id) DO UPDATE SET view = EXCLUDED.view),
+  vr AS (INSERT INTO resources (id, view) SELECT * FROM unnest($10::uuid[], $11::bytea[])
+         ON CONFLICT (id) DO UPDATE SET view = EXCLUDED.view),
+  vu AS (INSERT INTO users (id, view) SELECT * FROM unnest($12::uuid[], $13::bytea[])
+         ON CONFLICT (id) DO UPDATE SET view = EXCLUDED.view),
+  si AS (INSERT INTO short_ids (short_id, id) SELECT * FROM unnest($14::text[], $15::uuid[])),
+  xd AS (DELETE FROM index_entries x USING unnest($16::bytea[], $17::uuid[]) AS d(key, id)
+         WHERE x.key = d.key AND x.id = d.id),
+  xa AS (INSERT INTO index_entries (key, id) SELECT * FROM unnest($18::bytea[], $19::uuid[])
+         ON CONFLICT DO NOTHING),
+  cz AS (DELETE FROM index_counts WHERE key = ANY($20::bytea[])),
+  cs AS (INSERT INTO index_counts (key, count) SELECT * FROM unnest($21::bytea[], $22::int8[])
+         ON CONFLICT (key) DO UPDATE SET count = EXCLUDED.count),
+  hc AS (UPDATE history h SET to_position = c.to_position
+         FROM unnest($23::bytea[], $24::uuid[], $25::int8[]) AS c(key, id, to_position)
+         WHERE h.key = c.key AND h.id = c.id AND h.to_position IS NULL),
+  ho AS (INSERT INTO history (key, id, from_position, to_position)
+         SELECT * FROM unnest($26::bytea[], $27::uuid[], $28::int8[], $29::int8[])),
+  ch AS (INSERT INTO count_history (key, position, count)
+         SELECT * FROM unnest($30::bytea[], $31::int8[], $32::int8[])
+         ON CONFLICT (key, position) DO UPDATE SET count = EXCLUDED.count),
+  ti AS (INSERT INTO times (at_ns, position) SELECT * FROM unnest($33::int8[], $34::int8[])
+         ON CONFLICT (at_ns) DO UPDATE SET position = EXCLUDED.position),
+  cr AS (INSERT INTO creations (position, id) SELECT * FROM unnest($35::int8[], $36::uuid[])),
+  sh AS (INSERT INTO state_hashes (position, hash)
+         SELECT * FROM unnest($37::int8[], $38::bytea[])),
+  ve AS (INSERT INTO versions (id, position, view)
+         SELECT * FROM unnest($39::uuid[], $40::int8[], $41::bytea[])),
+  hd AS (UPDATE head SET position = $43::int8, hash = $44::bytea WHERE $42::bool)
+SELECT pg_notify($45::text, $46::text) WHERE $42::bool";
+
+const READ_COUNTS: &str = "SELECT key, count FROM index_counts WHERE key = ANY($1::bytea[])";
+
+/// Column arrays of a two-column table.
+fn columns<A, B>(rows: impl IntoIterator<Item = (A, B)>) -> (Vec<A>, Vec<B>) {
+    rows.into_iter().unzip()
 }
 
 impl Buffer {
-    pub(super) fn flush(self, tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+    /// Writes the batch; with `moved`, also the new head and the commit notification.
+    pub(super) fn flush(
+        self,
+        tx: &mut Flush<'_, '_>,
+        moved: Option<Head>,
+    ) -> Result<(), postgres::Error> {
         let Buffer {
-            events,
+            events: e,
             stream_versions: _,
             idempotency,
             instances,
@@ -71,263 +148,172 @@ impl Buffer {
             users,
             short_ids,
             index,
-            counts,
-            counts_dirty,
+            count_moves,
             opened,
             closed,
-            count_history,
             times,
             creations,
             state_hashes,
             versions,
+            fetched: _,
+            idempotency_read: _,
         } = self;
-        flush_events(tx, &events)?;
-        flush_idempotency(tx, idempotency)?;
-        for (table, views) in [
-            ("instances", instances),
-            ("resources", resources),
-            ("users", users),
-        ] {
-            flush_views(tx, table, views)?;
-        }
-        flush_short_ids(tx, short_ids)?;
-        flush_index(tx, index)?;
-        flush_counts(tx, &counts, counts_dirty)?;
-        flush_history(tx, closed, opened)?;
-        flush_count_history(tx, count_history)?;
-        flush_times(tx, times)?;
-        flush_creations(tx, creations)?;
-        flush_state_hashes(tx, state_hashes)?;
-        flush_versions(tx, versions)
-    }
-}
-
-fn flush_events(tx: &mut Transaction<'_>, e: &EventRows) -> Result<(), postgres::Error> {
-    let (p, s, v, h, b) = (&e.positions, &e.streams, &e.versions, &e.hashes, &e.bodies);
-    run(
-        tx,
-        p.len(),
-        "INSERT INTO events (position, stream_id, version, hash, body)
-         SELECT * FROM unnest($1::int8[], $2::uuid[], $3::int8[], $4::bytea[], $5::bytea[])",
-        &[p, s, v, h, b],
-    )
-}
-
-fn flush_idempotency(
-    tx: &mut Transaction<'_>,
-    records: HashMap<String, Vec<u8>>,
-) -> Result<(), postgres::Error> {
-    let (k, r): (Vec<String>, Vec<Vec<u8>>) = records.into_iter().unzip();
-    run(
-        tx,
-        k.len(),
-        "INSERT INTO idempotency (key, record) SELECT * FROM unnest($1::text[], $2::bytea[])
-         ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record",
-        &[&k, &r],
-    )
-}
-
-fn flush_views(
-    tx: &mut Transaction<'_>,
-    table: &str,
-    views: HashMap<Uuid, Vec<u8>>,
-) -> Result<(), postgres::Error> {
-    let (ids, v): (Vec<Uuid>, Vec<Vec<u8>>) = views.into_iter().unzip();
-    run(
-        tx,
-        ids.len(),
-        &format!(
-            "INSERT INTO {table} (id, view) SELECT * FROM unnest($1::uuid[], $2::bytea[])
-             ON CONFLICT (id) DO UPDATE SET view = EXCLUDED.view"
-        ),
-        &[&ids, &v],
-    )
-}
-
-fn flush_short_ids(
-    tx: &mut Transaction<'_>,
-    short_ids: HashMap<String, Uuid>,
-) -> Result<(), postgres::Error> {
-    let (s, ids): (Vec<String>, Vec<Uuid>) = short_ids.into_iter().unzip();
-    run(
-        tx,
-        s.len(),
-        "INSERT INTO short_ids (short_id, id) SELECT * FROM unnest($1::text[], $2::uuid[])",
-        &[&s, &ids],
-    )
-}
-
-fn flush_index(
-    tx: &mut Transaction<'_>,
-    index: HashMap<(Vec<u8>, Uuid), bool>,
-) -> Result<(), postgres::Error> {
-    let (mut add_k, mut add_i, mut del_k, mut del_i) = (vec![], vec![], vec![], vec![]);
-    for ((k, id), present) in index {
-        if present {
-            add_k.push(k);
-            add_i.push(id);
-        } else {
-            del_k.push(k);
-            del_i.push(id);
-        }
-    }
-    run(
-        tx,
-        del_k.len(),
-        "DELETE FROM index_entries e USING unnest($1::bytea[], $2::uuid[]) AS d(key, id)
-         WHERE e.key = d.key AND e.id = d.id",
-        &[&del_k, &del_i],
-    )?;
-    run(
-        tx,
-        add_k.len(),
-        "INSERT INTO index_entries (key, id) SELECT * FROM unnest($1::bytea[], $2::uuid[])
-         ON CONFLICT DO NOTHING",
-        &[&add_k, &add_i],
-    )
-}
-
-fn flush_counts(
-    tx: &mut Transaction<'_>,
-    counts: &HashMap<Vec<u8>, u64>,
-    dirty: HashSet<Vec<u8>>,
-) -> Result<(), postgres::Error> {
-    let (mut set_k, mut set_n, mut zero_k) = (vec![], vec![], vec![]);
-    for k in dirty {
-        match counts.get(&k).copied().unwrap_or(0) {
-            0 => zero_k.push(k),
-            n => {
-                set_k.push(k);
-                set_n.push(pos(n));
+        let counts = Counts::apply(tx, count_moves)?;
+        let (idem_k, idem_r) = columns(idempotency);
+        let (inst_i, inst_v) = columns(instances);
+        let (res_i, res_v) = columns(resources);
+        let (user_i, user_v) = columns(users);
+        let (short_s, short_i) = columns(short_ids);
+        let (mut add_k, mut add_i, mut del_k, mut del_i) = (vec![], vec![], vec![], vec![]);
+        for ((k, id), present) in index {
+            if present {
+                add_k.push(k);
+                add_i.push(id);
+            } else {
+                del_k.push(k);
+                del_i.push(id);
             }
         }
+        let (mut close_k, mut close_i, mut close_to) = (vec![], vec![], vec![]);
+        for ((key, id), to) in closed {
+            close_k.push(key);
+            close_i.push(id);
+            close_to.push(pos(to));
+        }
+        let (mut open_k, mut open_i, mut open_from) = (vec![], vec![], vec![]);
+        let mut open_to: Vec<Option<i64>> = vec![];
+        for ((key, id, from), to) in opened {
+            open_k.push(key);
+            open_i.push(id);
+            open_from.push(pos(from));
+            open_to.push(to.map(pos));
+        }
+        let (time_t, time_p) = columns(times.into_iter().map(|(t, p)| (t, pos(p))));
+        let (creation_p, creation_i) = columns(creations.into_iter().map(|(p, i)| (pos(p), i)));
+        let (hash_p, hash_h) = columns(state_hashes.into_iter().map(|(p, h)| (pos(p), h.to_vec())));
+        let (mut version_i, mut version_p, mut version_v) = (vec![], vec![], vec![]);
+        for (id, at, view) in versions {
+            version_i.push(id);
+            version_p.push(pos(at));
+            version_v.push(view);
+        }
+        let head = moved.unwrap_or_default();
+        let (head_position, head_hash) = (pos(head.position), head.hash.to_vec());
+        let notified = head.position.to_string();
+        let statement = tx.statement(FLUSH)?;
+        let params: [&(dyn ToSql + Sync); 46] = [
+            &e.positions,
+            &e.streams,
+            &e.versions,
+            &e.hashes,
+            &e.bodies,
+            &idem_k,
+            &idem_r,
+            &inst_i,
+            &inst_v,
+            &res_i,
+            &res_v,
+            &user_i,
+            &user_v,
+            &short_s,
+            &short_i,
+            &del_k,
+            &del_i,
+            &add_k,
+            &add_i,
+            &counts.zero,
+            &counts.set_keys,
+            &counts.set_counts,
+            &close_k,
+            &close_i,
+            &close_to,
+            &open_k,
+            &open_i,
+            &open_from,
+            &open_to,
+            &counts.history_keys,
+            &counts.history_positions,
+            &counts.history_counts,
+            &time_t,
+            &time_p,
+            &creation_p,
+            &creation_i,
+            &hash_p,
+            &hash_h,
+            &version_i,
+            &version_p,
+            &version_v,
+            &moved.is_some(),
+            &head_position,
+            &head_hash,
+            &NOTIFY_CHANNEL,
+            &notified,
+        ];
+        tx.tx.execute(&statement, &params).map(|_| ())
     }
-    run(
-        tx,
-        zero_k.len(),
-        "DELETE FROM index_counts WHERE key = ANY($1::bytea[])",
-        &[&zero_k],
-    )?;
-    run(
-        tx,
-        set_k.len(),
-        "INSERT INTO index_counts (key, count) SELECT * FROM unnest($1::bytea[], $2::int8[])
-         ON CONFLICT (key) DO UPDATE SET count = EXCLUDED.count",
-        &[&set_k, &set_n],
-    )
 }
 
-fn flush_history(
-    tx: &mut Transaction<'_>,
-    closed: HashMap<(Vec<u8>, Uuid), u64>,
-    opened: BTreeMap<(Vec<u8>, Uuid, u64), Option<u64>>,
-) -> Result<(), postgres::Error> {
-    // Close intervals that were open before the batch first, so the update cannot touch
-    // the ones this batch opens.
-    let (mut k, mut ids, mut to) = (vec![], vec![], vec![]);
-    for ((key, id), p) in closed {
-        k.push(key);
-        ids.push(id);
-        to.push(pos(p));
+/// The counts a batch moved, as the flush writes them.
+#[derive(Default)]
+struct Counts {
+    zero: Vec<Vec<u8>>,
+    set_keys: Vec<Vec<u8>>,
+    set_counts: Vec<i64>,
+    history_keys: Vec<Vec<u8>>,
+    history_positions: Vec<i64>,
+    history_counts: Vec<i64>,
+}
+
+impl Counts {
+    /// Applies the moves in order to the stored counts (read in one statement), keeping
+    /// the count after each instance event for the count history.
+    fn apply(
+        tx: &mut Flush<'_, '_>,
+        moves: Vec<(Vec<u8>, bool, Option<u64>)>,
+    ) -> Result<Counts, postgres::Error> {
+        let mut out = Counts::default();
+        if moves.is_empty() {
+            return Ok(out);
+        }
+        let keys: Vec<&[u8]> = moves
+            .iter()
+            .map(|(k, _, _)| k.as_slice())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let statement = tx.statement(READ_COUNTS)?;
+        let mut counts: HashMap<Vec<u8>, u64> = tx
+            .tx
+            .query(&statement, &[&keys])?
+            .iter()
+            .map(|r| (r.get::<_, Vec<u8>>(0), unpos(r.get(1))))
+            .collect();
+        let mut history: BTreeMap<(Vec<u8>, u64), u64> = BTreeMap::new();
+        for (key, up, at) in moves {
+            let count = counts.entry(key.clone()).or_insert(0);
+            *count = if up {
+                count.saturating_add(1)
+            } else {
+                count.saturating_sub(1)
+            };
+            if let Some(at) = at {
+                history.insert((key, at), *count);
+            }
+        }
+        for (k, n) in counts {
+            match n {
+                0 => out.zero.push(k),
+                n => {
+                    out.set_keys.push(k);
+                    out.set_counts.push(pos(n));
+                }
+            }
+        }
+        for ((key, at), count) in history {
+            out.history_keys.push(key);
+            out.history_positions.push(pos(at));
+            out.history_counts.push(pos(count));
+        }
+        Ok(out)
     }
-    run(
-        tx,
-        k.len(),
-        "UPDATE history h SET to_position = c.to_position
-         FROM unnest($1::bytea[], $2::uuid[], $3::int8[]) AS c(key, id, to_position)
-         WHERE h.key = c.key AND h.id = c.id AND h.to_position IS NULL",
-        &[&k, &ids, &to],
-    )?;
-    let (mut k, mut ids, mut from, mut to) = (vec![], vec![], vec![], Vec::<Option<i64>>::new());
-    for ((key, id, f), t) in opened {
-        k.push(key);
-        ids.push(id);
-        from.push(pos(f));
-        to.push(t.map(pos));
-    }
-    run(
-        tx,
-        k.len(),
-        "INSERT INTO history (key, id, from_position, to_position)
-         SELECT * FROM unnest($1::bytea[], $2::uuid[], $3::int8[], $4::int8[])",
-        &[&k, &ids, &from, &to],
-    )
-}
-
-fn flush_count_history(
-    tx: &mut Transaction<'_>,
-    rows: BTreeMap<(Vec<u8>, u64), u64>,
-) -> Result<(), postgres::Error> {
-    let (mut k, mut p, mut n) = (vec![], vec![], vec![]);
-    for ((key, at), count) in rows {
-        k.push(key);
-        p.push(pos(at));
-        n.push(pos(count));
-    }
-    run(
-        tx,
-        k.len(),
-        "INSERT INTO count_history (key, position, count)
-         SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[])
-         ON CONFLICT (key, position) DO UPDATE SET count = EXCLUDED.count",
-        &[&k, &p, &n],
-    )
-}
-
-fn flush_times(tx: &mut Transaction<'_>, times: BTreeMap<i64, u64>) -> Result<(), postgres::Error> {
-    let (t, p): (Vec<i64>, Vec<i64>) = times.into_iter().map(|(t, p)| (t, pos(p))).unzip();
-    run(
-        tx,
-        t.len(),
-        "INSERT INTO times (at_ns, position) SELECT * FROM unnest($1::int8[], $2::int8[])
-         ON CONFLICT (at_ns) DO UPDATE SET position = EXCLUDED.position",
-        &[&t, &p],
-    )
-}
-
-fn flush_creations(
-    tx: &mut Transaction<'_>,
-    creations: Vec<(u64, Uuid)>,
-) -> Result<(), postgres::Error> {
-    let (p, ids): (Vec<i64>, Vec<Uuid>) = creations.into_iter().map(|(p, i)| (pos(p), i)).unzip();
-    run(
-        tx,
-        p.len(),
-        "INSERT INTO creations (position, id) SELECT * FROM unnest($1::int8[], $2::uuid[])",
-        &[&p, &ids],
-    )
-}
-
-fn flush_state_hashes(
-    tx: &mut Transaction<'_>,
-    hashes: Vec<(u64, [u8; 32])>,
-) -> Result<(), postgres::Error> {
-    let (p, h): (Vec<i64>, Vec<Vec<u8>>) = hashes
-        .into_iter()
-        .map(|(p, h)| (pos(p), h.to_vec()))
-        .unzip();
-    run(
-        tx,
-        p.len(),
-        "INSERT INTO state_hashes (position, hash) SELECT * FROM unnest($1::int8[], $2::bytea[])",
-        &[&p, &h],
-    )
-}
-
-fn flush_versions(
-    tx: &mut Transaction<'_>,
-    versions: Vec<(Uuid, u64, Vec<u8>)>,
-) -> Result<(), postgres::Error> {
-    let (mut ids, mut p, mut v) = (vec![], vec![], vec![]);
-    for (id, at, view) in versions {
-        ids.push(id);
-        p.push(pos(at));
-        v.push(view);
-    }
-    run(
-        tx,
-        ids.len(),
-        "INSERT INTO versions (id, position, view) SELECT * FROM unnest($1::uuid[], $2::int8[], $3::bytea[])",
-        &[&ids, &p, &v],
-    )
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::super::chain::Chain;
 use super::super::projection::{Projector, StateHash, VERSION};
 use super::super::{ExportRange, Head, Maintenance, StoreError, VerifyReport};
-use super::buffer::Buffer;
+use super::buffer::{Buffer, Flush};
 use super::migrate::MIGRATIONS;
 use super::write::PgWrite;
 use super::{PgStore, corrupt, hash32, pg, pos, unpos};
@@ -84,7 +84,14 @@ fn replay(
         projector = std::mem::replace(&mut w.projector, Projector::new(StateHash::default()));
         let buf = std::mem::take(&mut w.buf);
         drop(w);
-        buf.flush(tx).map_err(pg)?;
+        buf.flush(
+            &mut Flush {
+                tx: &mut *tx,
+                statements: &mut statements,
+            },
+            None,
+        )
+        .map_err(pg)?;
         progress(chain.head().position);
     }
     chain.ends_at(head)?;

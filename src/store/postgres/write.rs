@@ -12,8 +12,7 @@ use super::super::chain::{Checked, follows};
 use super::super::envelope::{Envelope, NewEvent, Payload};
 use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json};
 use super::super::{Head, StoreError, WriteTxn};
-use super::buffer::Buffer;
-use super::listen::NOTIFY_CHANNEL;
+use super::buffer::{Buffer, Flush, View};
 use super::{Conn, PgStore, hash32, pg, pos, unpos};
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
@@ -27,23 +26,40 @@ impl PgStore {
         conn: &mut Conn,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), Attempt> {
-        let Conn { client, statements } = conn;
+        let Conn {
+            client,
+            statements,
+            last_commit,
+        } = conn;
         let mut tx = client.transaction().map_err(Attempt::Pg)?;
-        let row = tx
-            .query_one("SELECT position, hash FROM head FOR UPDATE", &[])
-            .map_err(Attempt::Pg)?;
+        let locked = Conn::prepare(
+            &mut tx,
+            statements,
+            "SELECT position, hash FROM head FOR UPDATE",
+        )
+        .map_err(Attempt::Store)?;
+        let row = tx.query_one(&locked, &[]).map_err(Attempt::Pg)?;
         let head = Head {
             position: unpos(row.get(0)),
             hash: hash32(row.get::<_, &[u8]>(1)).map_err(Attempt::Store)?,
         };
-        let state_hash = tx
-            .query_opt(
-                "SELECT hash FROM state_hashes ORDER BY position DESC LIMIT 1",
-                &[],
-            )
-            .map_err(Attempt::Pg)?
-            .map(|r| StateHash::from_bytes(r.get::<_, &[u8]>(0)))
-            .unwrap_or_default();
+        // The state hash follows from the log: unless another node committed since this
+        // connection's last batch, it is the one that batch ended with.
+        let state_hash = match last_commit.take() {
+            Some((at, hash)) if at == head => hash,
+            _ => {
+                let last = Conn::prepare(
+                    &mut tx,
+                    statements,
+                    "SELECT hash FROM state_hashes ORDER BY position DESC LIMIT 1",
+                )
+                .map_err(Attempt::Store)?;
+                tx.query_opt(&last, &[])
+                    .map_err(Attempt::Pg)?
+                    .map(|r| StateHash::from_bytes(r.get::<_, &[u8]>(0)))
+                    .unwrap_or_default()
+            }
+        };
         let mut w = PgWrite {
             tx: &mut tx,
             statements,
@@ -56,25 +72,24 @@ impl PgStore {
         if !w.dirty {
             drop(w);
             tx.rollback().map_err(Attempt::Pg)?;
+            *last_commit = Some((head, state_hash));
             return Ok(());
         }
         let new_head = w.head;
+        let new_state_hash = w.projector.state_hash;
         let buf = std::mem::take(&mut w.buf);
         drop(w);
-        buf.flush(&mut tx).map_err(Attempt::Pg)?;
-        if new_head != head {
-            tx.execute(
-                "UPDATE head SET position = $1, hash = $2",
-                &[&pos(new_head.position), &new_head.hash.as_slice()],
-            )
-            .map_err(Attempt::Pg)?;
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&NOTIFY_CHANNEL, &new_head.position.to_string()],
-            )
-            .map_err(Attempt::Pg)?;
-        }
-        tx.commit().map_err(Attempt::Pg)
+        buf.flush(
+            &mut Flush {
+                tx: &mut tx,
+                statements,
+            },
+            (new_head != head).then_some(new_head),
+        )
+        .map_err(Attempt::Pg)?;
+        tx.commit().map_err(Attempt::Pg)?;
+        *last_commit = Some((new_head, new_state_hash));
+        Ok(())
     }
 }
 
@@ -138,20 +153,18 @@ impl PgWrite<'_, '_> {
         if let Some(v) = buffered {
             return Ok(Some(v.clone()));
         }
+        if let Some(v) = self.buf.fetched.get(&(table, id)) {
+            return Ok(v.clone());
+        }
         let sql = match table {
             View::Instance => "SELECT view FROM instances WHERE id = $1",
             View::Resource => "SELECT view FROM resources WHERE id = $1",
             View::User => "SELECT view FROM users WHERE id = $1",
         };
-        Ok(self.query_opt(sql, &[&id])?.map(|r| r.get::<_, Vec<u8>>(0)))
+        let view = self.query_opt(sql, &[&id])?.map(|r| r.get::<_, Vec<u8>>(0));
+        self.buf.fetched.insert((table, id), view.clone());
+        Ok(view)
     }
-}
-
-#[derive(Clone, Copy)]
-enum View {
-    Instance,
-    Resource,
-    User,
 }
 
 impl ProjectionTables for PgWrite<'_, '_> {
@@ -197,21 +210,13 @@ impl ProjectionTables for PgWrite<'_, '_> {
         Ok(())
     }
 
-    fn count(&mut self, key: &[u8]) -> Result<u64, StoreError> {
-        if let Some(n) = self.buf.counts.get(key) {
-            return Ok(*n);
-        }
-        let n = self
-            .query_opt("SELECT count FROM index_counts WHERE key = $1", &[&key])?
-            .map(|r| unpos(r.get(0)))
-            .unwrap_or(0);
-        self.buf.counts.insert(key.to_vec(), n);
-        Ok(n)
-    }
-
-    fn set_count(&mut self, key: &[u8], count: u64) -> Result<(), StoreError> {
-        self.buf.counts.insert(key.to_vec(), count);
-        self.buf.counts_dirty.insert(key.to_vec());
+    fn shift_count(
+        &mut self,
+        key: &[u8],
+        up: bool,
+        history: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.buf.count_moves.push((key.to_vec(), up, history));
         Ok(())
     }
 
@@ -235,13 +240,6 @@ impl ProjectionTables for PgWrite<'_, '_> {
             .closed
             .entry((key.to_vec(), id))
             .or_insert(position);
-        Ok(())
-    }
-
-    fn record_count(&mut self, key: &[u8], position: u64, count: u64) -> Result<(), StoreError> {
-        self.buf
-            .count_history
-            .insert((key.to_vec(), position), count);
         Ok(())
     }
 
@@ -313,22 +311,96 @@ impl WriteTxn for PgWrite<'_, '_> {
         })
     }
 
+    /// Only this batch's own short ids are looked at: a candidate is 8 random base-36
+    /// digits (2.8e12 of them), so a clash with a stored one is left to the table's
+    /// primary key, whose violation re-runs the batch with fresh candidates. That saves a
+    /// round trip per creation.
     fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError> {
-        if self.buf.short_ids.contains_key(short_id) {
-            return Ok(true);
-        }
-        Ok(self
-            .query_opt("SELECT 1 FROM short_ids WHERE short_id = $1", &[&short_id])?
-            .is_some())
+        Ok(self.buf.short_ids.contains_key(short_id))
     }
 
     fn idempotency(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(r) = self.buf.idempotency.get(key) {
             return Ok(Some(r.clone()));
         }
-        Ok(self
+        if let Some(r) = self.buf.idempotency_read.get(key) {
+            return Ok(r.clone());
+        }
+        let record = self
             .query_opt("SELECT record FROM idempotency WHERE key = $1", &[&key])?
-            .map(|r| r.get::<_, Vec<u8>>(0)))
+            .map(|r| r.get::<_, Vec<u8>>(0));
+        self.buf
+            .idempotency_read
+            .insert(key.to_string(), record.clone());
+        Ok(record)
+    }
+
+    fn prefetch(&mut self, instances: &[Uuid], idempotency: &[String]) -> Result<(), StoreError> {
+        // A batch often holds several requests for one instance.
+        let instances: Vec<Uuid> = instances
+            .iter()
+            .copied()
+            .filter(|id| {
+                !self.buf.instances.contains_key(id)
+                    && !self.buf.fetched.contains_key(&(View::Instance, *id))
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !instances.is_empty() {
+            // An instance's stream version is its view's; the view is read once here.
+            let mut views: HashMap<Uuid, Vec<u8>> = HashMap::new();
+            for row in self.query(
+                "SELECT i.id, i.view,
+                        (SELECT max(e.version) FROM events e WHERE e.stream_id = i.id)
+                 FROM instances i WHERE i.id = ANY($1::uuid[])",
+                &[&instances],
+            )? {
+                let id: Uuid = row.get(0);
+                if let Some(version) = row.get::<_, Option<i64>>(2) {
+                    self.buf.stream_versions.entry(id).or_insert(unpos(version));
+                }
+                views.insert(id, row.get(1));
+            }
+            for id in instances {
+                self.buf
+                    .fetched
+                    .insert((View::Instance, id), views.remove(&id));
+            }
+        }
+        let keys: Vec<&String> = idempotency
+            .iter()
+            .filter(|k| {
+                !self.buf.idempotency.contains_key(*k)
+                    && !self.buf.idempotency_read.contains_key(*k)
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !keys.is_empty() {
+            let mut records: HashMap<String, Vec<u8>> = self
+                .query(
+                    "SELECT key, record FROM idempotency WHERE key = ANY($1::text[])",
+                    &[&keys],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            for key in keys {
+                let record = records.remove(key);
+                self.buf.idempotency_read.insert(key.clone(), record);
+            }
+        }
+        Ok(())
+    }
+
+    fn mint_stream(&mut self) -> Uuid {
+        let id = Uuid::now_v7();
+        self.buf.stream_versions.insert(id, 0);
+        for view in View::ALL {
+            self.buf.fetched.insert((view, id), None);
+        }
+        id
     }
 
     fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError> {

@@ -76,7 +76,7 @@ impl Snapshot for RedbRead {
     }
 
     fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
-        self.decoded(INSTANCES, id, "instance")
+        self.instance_at(id, u64::MAX)
     }
 
     fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError> {
@@ -141,7 +141,12 @@ impl Snapshot for RedbRead {
 
     fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
         let counts = self.txn.open_table(INDEX_COUNTS).map_err(io)?;
-        Ok(counts.get(key).map_err(io)?.map(|g| g.value()).unwrap_or(0))
+        if let Some(n) = counts.get(key).map_err(io)? {
+            return Ok(n.value());
+        }
+        // Instance keys keep their count in the count history only.
+        let history = self.txn.open_table(COUNT_HISTORY).map_err(io)?;
+        last_count(&history, key, u64::MAX)
     }
 
     fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -155,16 +160,9 @@ impl Snapshot for RedbRead {
 
     fn instance_at(&self, id: Uuid, position: u64) -> Result<Option<Instance>, StoreError> {
         let versions = self.txn.open_table(VERSIONS).map_err(io)?;
-        let raw = id.as_u128();
-        let last = versions
-            .range((raw, 0)..=(raw, position))
-            .map_err(io)?
-            .next_back();
-        match last {
-            Some(row) => {
-                let (k, v) = row.map_err(io)?;
-                let at = k.value().1;
-                decode_json(&format!("instance {id} at position {at}"), v.value()).map(Some)
+        match last_version_view(&versions, id.as_u128(), position)? {
+            Some((at, view)) => {
+                decode_json(&format!("instance {id} at position {at}"), &view).map(Some)
             }
             None => Ok(None),
         }
@@ -204,16 +202,7 @@ impl Snapshot for RedbRead {
 
     fn count_at(&self, key: &[u8], position: u64) -> Result<u64, StoreError> {
         let counts = self.txn.open_table(COUNT_HISTORY).map_err(io)?;
-        let lo = count_entry(key, 0);
-        let hi = count_entry(key, position);
-        match counts
-            .range(lo.as_slice()..=hi.as_slice())
-            .map_err(io)?
-            .next_back()
-        {
-            Some(row) => Ok(row.map_err(io)?.1.value()),
-            None => Ok(0),
-        }
+        last_count(&counts, key, position)
     }
 
     fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError> {

@@ -13,12 +13,16 @@ pub(super) const STREAMS: TableDefinition<(u128, u64), u64> = TableDefinition::n
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(super) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 /// Projections: rebuilt from the log by `verify`, which compares them byte for byte.
-pub(super) const INSTANCES: TableDefinition<u128, &[u8]> = TableDefinition::new("instances");
+/// An instance's current view is its last row in [`VERSIONS`]; this table of current
+/// views is only dropped, by rebuilds of stores made before projection version 5.
+pub(super) const LEGACY_INSTANCES: TableDefinition<u128, &[u8]> = TableDefinition::new("instances");
 pub(super) const RESOURCES: TableDefinition<u128, &[u8]> = TableDefinition::new("resources");
 pub(super) const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 pub(super) const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids");
 /// (u16 length, index key, id) -> (): one sorted run of ids per key.
 pub(super) const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
+/// Key -> how many ids carry it, for the keys without history (resources, users,
+/// uniqueness claims); an instance key's current count is its last count-history row.
 pub(super) const INDEX_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("index_counts");
 /// History for as-of reads, kept for instance index keys: (u16 length, key, id, from
 /// position) -> to position (`u64::MAX` while open). The id was under the key at every
@@ -126,6 +130,44 @@ pub(super) fn count_entry(key: &[u8], position: u64) -> Vec<u8> {
     out.extend_from_slice(key);
     out.extend_from_slice(&position.to_be_bytes());
     out
+}
+
+/// The count recorded for `key` at or before `position` (0 if none).
+pub(super) fn last_count(
+    count_history: &impl ::redb::ReadableTable<&'static [u8], u64>,
+    key: &[u8],
+    position: u64,
+) -> Result<u64, StoreError> {
+    let lo = count_entry(key, 0);
+    let hi = count_entry(key, position);
+    match count_history
+        .range(lo.as_slice()..=hi.as_slice())
+        .map_err(io)?
+        .next_back()
+    {
+        Some(row) => Ok(row.map_err(io)?.1.value()),
+        None => Ok(0),
+    }
+}
+
+/// An instance's last recorded view at or before `position`, with the position it was
+/// recorded at.
+pub(super) fn last_version_view(
+    versions: &impl ::redb::ReadableTable<(u128, u64), &'static [u8]>,
+    id: u128,
+    position: u64,
+) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    match versions
+        .range((id, 0)..=(id, position))
+        .map_err(io)?
+        .next_back()
+    {
+        Some(row) => {
+            let (k, v) = row.map_err(io)?;
+            Ok(Some((k.value().1, v.value().to_vec())))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The id at the end of an index entry.

@@ -15,7 +15,6 @@ use crate::domain::instance::Instance;
 
 /// The projection tables of one write transaction, used by live appends and rebuilds.
 pub(super) struct Tables<'t> {
-    instances: Table<'t, u128, &'static [u8]>,
     resources: Table<'t, u128, &'static [u8]>,
     users: Table<'t, u128, &'static [u8]>,
     short_ids: Table<'t, &'static str, u128>,
@@ -45,7 +44,6 @@ pub(super) fn open_projection(
         creations: txn.open_table(CREATIONS).map_err(io)?,
         state_hashes,
         versions: txn.open_table(VERSIONS).map_err(io)?,
-        instances: txn.open_table(INSTANCES).map_err(io)?,
         resources: txn.open_table(RESOURCES).map_err(io)?,
         users: txn.open_table(USERS).map_err(io)?,
         short_ids: txn.open_table(SHORT_IDS).map_err(io)?,
@@ -57,7 +55,8 @@ pub(super) fn open_projection(
 
 /// Drops every projection table (a rebuild recreates them empty).
 pub(super) fn drop_projection(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.delete_table(INSTANCES).map_err(io)?;
+    // Left by projection versions before 5, which kept current instance views apart.
+    txn.delete_table(LEGACY_INSTANCES).map_err(io)?;
     txn.delete_table(RESOURCES).map_err(io)?;
     txn.delete_table(USERS).map_err(io)?;
     txn.delete_table(SHORT_IDS).map_err(io)?;
@@ -96,11 +95,12 @@ impl Tables<'_> {
 
 impl ProjectionTables for Tables<'_> {
     fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        view(&self.instances, id.as_u128())
+        Ok(last_version_view(&self.versions, id.as_u128(), u64::MAX)?.map(|(_, v)| v))
     }
 
-    fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
-        self.instances.insert(id.as_u128(), bytes).map_err(io)?;
+    /// The current view is the last per-version view, recorded just before: storing it
+    /// twice cost a kilobyte and a B-tree insert per event.
+    fn put_instance(&mut self, _id: Uuid, _bytes: &[u8]) -> Result<(), StoreError> {
         Ok(())
     }
 
@@ -141,20 +141,36 @@ impl ProjectionTables for Tables<'_> {
         Ok(())
     }
 
-    fn count(&mut self, key: &[u8]) -> Result<u64, StoreError> {
-        Ok(self
-            .counts
-            .get(key)
-            .map_err(io)?
-            .map(|g| g.value())
-            .unwrap_or(0))
-    }
-
-    fn set_count(&mut self, key: &[u8], count: u64) -> Result<(), StoreError> {
-        if count == 0 {
-            self.counts.remove(key).map_err(io)?;
-        } else {
-            self.counts.insert(key, count).map_err(io)?;
+    /// Instance keys keep their count in the count history only (the current count is
+    /// its last row): one insert per move instead of two. Other keys have no history and
+    /// keep the counts table.
+    fn shift_count(
+        &mut self,
+        key: &[u8],
+        up: bool,
+        history: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let step = |now: u64| {
+            if up {
+                now.saturating_add(1)
+            } else {
+                now.saturating_sub(1)
+            }
+        };
+        match history {
+            Some(position) => {
+                let now = last_count(&self.count_history, key, u64::MAX)?;
+                self.count_history
+                    .insert(count_entry(key, position).as_slice(), step(now))
+                    .map_err(io)?;
+            }
+            None => {
+                let now = self.counts.get(key).map_err(io)?.map(|g| g.value());
+                match step(now.unwrap_or(0)) {
+                    0 => self.counts.remove(key).map(|_| ()).map_err(io)?,
+                    count => self.counts.insert(key, count).map(|_| ()).map_err(io)?,
+                }
+            }
         }
         Ok(())
     }
@@ -190,13 +206,6 @@ impl ProjectionTables for Tables<'_> {
                 .insert(entry.as_slice(), position)
                 .map_err(io)?;
         }
-        Ok(())
-    }
-
-    fn record_count(&mut self, key: &[u8], position: u64, count: u64) -> Result<(), StoreError> {
-        self.count_history
-            .insert(count_entry(key, position).as_slice(), count)
-            .map_err(io)?;
         Ok(())
     }
 
