@@ -150,6 +150,18 @@ impl PgStore {
         }
     }
 
+    /// The writer's connection. Its statements are planned for their parameters each
+    /// time: a generic plan made while the tables were small keeps scanning them whole
+    /// once they are large (measured: the flush went from 4 to 14 ms per batch at 3,000
+    /// instances), and replanning costs far less than that.
+    fn open_writer(&self) -> Result<Conn, StoreError> {
+        let mut conn = self.open_conn()?;
+        conn.client
+            .batch_execute("SET plan_cache_mode = force_custom_plan")
+            .map_err(pg)?;
+        Ok(conn)
+    }
+
     /// A connection for the pool. Its commits do not wait for the WAL flush: readers run
     /// read-only snapshots, which flush nothing, and driver claims, which are leases. A
     /// claim lost in a database crash only lets another node claim the same completion,
@@ -191,7 +203,7 @@ impl EventStore for PgStore {
             .map_err(|_| StoreError::Io("the writer connection lock is poisoned".into()))?;
         for attempt in 1..=MAX_ATTEMPTS {
             if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
-                *slot = Some(self.open_conn()?);
+                *slot = Some(self.open_writer()?);
             }
             let Some(conn) = slot.as_mut() else {
                 continue;
