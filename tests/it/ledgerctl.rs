@@ -281,7 +281,7 @@ fn damage_redb(file: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
 
 const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
 const VERSIONS: redb::TableDefinition<(u128, u64), &[u8]> = redb::TableDefinition::new("versions");
-const INDEX: redb::TableDefinition<&[u8], ()> = redb::TableDefinition::new("index");
+const INDEX: redb::TableDefinition<(u32, u128), ()> = redb::TableDefinition::new("index_by_key");
 
 /// `verify` fails naming `at` (and a detail containing `kind`), exit code 1.
 fn assert_damage(at_flags: &[String], at: &str, kind: &str) {
@@ -348,11 +348,10 @@ async fn verify_names_redb_damage_and_rebuild_repairs_only_projections() {
             .expect("an entry")
             .expect("row")
             .0
-            .value()
-            .to_vec();
-        table.remove(first.as_slice()).expect("remove");
+            .value();
+        table.remove(first).expect("remove");
     });
-    assert_damage(&at, "projection index", "missing entry");
+    assert_damage(&at, "projection index_by_key", "missing entry");
     rebuild_ok(&at);
 
     // A flipped byte in an event: named at its position; rebuild refuses, nothing changes.

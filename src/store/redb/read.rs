@@ -1,7 +1,8 @@
 //! The embedded store's read snapshot: one redb read transaction (MVCC), with the tables a
 //! page walks opened once per snapshot.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 
 use ::redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 use chrono::{DateTime, Utc};
@@ -17,8 +18,11 @@ use crate::domain::instance::Instance;
 
 pub(super) struct RedbRead {
     pub(super) txn: ReadTransaction,
-    index: OnceCell<ReadOnlyTable<&'static [u8], ()>>,
-    history: OnceCell<ReadOnlyTable<&'static [u8], u64>>,
+    keys: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
+    /// Key numbers looked up in this snapshot (`None`: the key was never used).
+    numbers: RefCell<HashMap<Vec<u8>, Option<u32>>>,
+    index: OnceCell<ReadOnlyTable<(u32, u128), ()>>,
+    history: OnceCell<ReadOnlyTable<(u32, u128, u64), u64>>,
 }
 
 /// Gets a table opened once per snapshot (leapfrog pages seek it many times).
@@ -38,9 +42,22 @@ impl RedbRead {
     pub(super) fn new(txn: ReadTransaction) -> RedbRead {
         RedbRead {
             txn,
+            keys: OnceCell::new(),
+            numbers: RefCell::new(HashMap::new()),
             index: OnceCell::new(),
             history: OnceCell::new(),
         }
+    }
+
+    /// The key's number (a page looks the same keys up many times).
+    fn number(&self, key: &[u8]) -> Result<Option<u32>, StoreError> {
+        if let Some(n) = self.numbers.borrow().get(key) {
+            return Ok(*n);
+        }
+        let keys = cached(&self.keys, &self.txn, KEYS)?;
+        let n = keys.get(key).map_err(io)?.map(|g| g.value());
+        self.numbers.borrow_mut().insert(key.to_vec(), n);
+        Ok(n)
     }
 
     fn event(
@@ -128,25 +145,29 @@ impl Snapshot for RedbRead {
     }
 
     fn run(&self, key: &[u8], from: u128, limit: usize) -> Ids {
+        let Some(k) = self.number(key)? else {
+            return Ok(Vec::new());
+        };
         let index = cached(&self.index, &self.txn, INDEX)?;
-        let start = index_entry(key, from);
-        let end = index_entry(key, u128::MAX);
         index
-            .range(start.as_slice()..=end.as_slice())
+            .range((k, from)..=(k, u128::MAX))
             .map_err(io)?
             .take(limit)
-            .map(|row| Ok(entry_id(row.map_err(io)?.0.value())))
+            .map(|row| Ok(row.map_err(io)?.0.value().1))
             .collect()
     }
 
     fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
+        let Some(k) = self.number(key)? else {
+            return Ok(0);
+        };
         let counts = self.txn.open_table(INDEX_COUNTS).map_err(io)?;
-        if let Some(n) = counts.get(key).map_err(io)? {
+        if let Some(n) = counts.get(k).map_err(io)? {
             return Ok(n.value());
         }
         // Instance keys keep their count in the count history only.
         let history = self.txn.open_table(COUNT_HISTORY).map_err(io)?;
-        last_count(&history, key, u64::MAX)
+        last_count(&history, k, u64::MAX)
     }
 
     fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -183,12 +204,16 @@ impl Snapshot for RedbRead {
         if from > last || limit == 0 {
             return Ok(out);
         }
+        let Some(k) = self.number(key)? else {
+            return Ok(out);
+        };
         let history = cached(&self.history, &self.txn, HISTORY)?;
-        let lo = history_entry(key, from, 0);
-        let hi = history_entry(key, last, u64::MAX);
-        for row in history.range(lo.as_slice()..=hi.as_slice()).map_err(io)? {
-            let (k, to) = row.map_err(io)?;
-            let (id, start) = history_id_from(k.value());
+        for row in history
+            .range((k, from, 0)..=(k, last, u64::MAX))
+            .map_err(io)?
+        {
+            let (entry, to) = row.map_err(io)?;
+            let (_, id, start) = entry.value();
             // An id's intervals under one key never overlap: at most one holds `position`.
             if start <= position && position < to.value() {
                 out.push(id);
@@ -201,8 +226,11 @@ impl Snapshot for RedbRead {
     }
 
     fn count_at(&self, key: &[u8], position: u64) -> Result<u64, StoreError> {
+        let Some(k) = self.number(key)? else {
+            return Ok(0);
+        };
         let counts = self.txn.open_table(COUNT_HISTORY).map_err(io)?;
-        last_count(&counts, key, position)
+        last_count(&counts, k, position)
     }
 
     fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError> {

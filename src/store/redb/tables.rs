@@ -1,6 +1,7 @@
-//! The embedded store's tables and the byte layout of their keys. Values that are views
-//! are the JSON bytes the state hash commits to; composite keys are length-prefixed so
-//! arbitrary filter keys sort and never collide.
+//! The embedded store's tables and the layout of their keys. Values that are views are
+//! the JSON bytes the state hash commits to. Index keys (JSON arrays of arbitrary
+//! strings) are stored once, in [`KEYS`], and every index, count and history entry
+//! carries the key's number instead: entries are fixed-width tuples a fifth the size.
 
 use ::redb::{ReadTransaction, ReadableDatabase, TableDefinition};
 
@@ -13,23 +14,35 @@ pub(super) const STREAMS: TableDefinition<(u128, u64), u64> = TableDefinition::n
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(super) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 /// Projections: rebuilt from the log by `verify`, which compares them byte for byte.
-/// An instance's current view is its last row in [`VERSIONS`]; this table of current
-/// views is only dropped, by rebuilds of stores made before projection version 5.
-pub(super) const LEGACY_INSTANCES: TableDefinition<u128, &[u8]> = TableDefinition::new("instances");
+/// An instance's current view is its last row in [`VERSIONS`].
 pub(super) const RESOURCES: TableDefinition<u128, &[u8]> = TableDefinition::new("resources");
 pub(super) const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 pub(super) const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids");
-/// (u16 length, index key, id) -> (): one sorted run of ids per key.
-pub(super) const INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("index");
+/// Index key bytes -> its number, given in the order keys are first used (so a replay of
+/// the same log numbers them the same way).
+pub(super) const KEYS: TableDefinition<&[u8], u32> = TableDefinition::new("keys");
+/// (key, id) -> (): one sorted run of ids per key.
+pub(super) const INDEX: TableDefinition<(u32, u128), ()> = TableDefinition::new("index_by_key");
 /// Key -> how many ids carry it, for the keys without history (resources, users,
 /// uniqueness claims); an instance key's current count is its last count-history row.
-pub(super) const INDEX_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("index_counts");
-/// History for as-of reads, kept for instance index keys: (u16 length, key, id, from
-/// position) -> to position (`u64::MAX` while open). The id was under the key at every
-/// position P with from <= P < to.
-pub(super) const HISTORY: TableDefinition<&[u8], u64> = TableDefinition::new("history");
-/// (u16 length, key, position) -> how many instances carried the key after that event.
-pub(super) const COUNT_HISTORY: TableDefinition<&[u8], u64> = TableDefinition::new("count_history");
+pub(super) const INDEX_COUNTS: TableDefinition<u32, u64> = TableDefinition::new("counts_by_key");
+/// History for as-of reads, kept for instance index keys: (key, id, from position) ->
+/// to position (`u64::MAX` while open). The id was under the key at every position P
+/// with from <= P < to.
+pub(super) const HISTORY: TableDefinition<(u32, u128, u64), u64> =
+    TableDefinition::new("history_by_key");
+/// (key, position) -> how many instances carried the key after that event.
+pub(super) const COUNT_HISTORY: TableDefinition<(u32, u64), u64> =
+    TableDefinition::new("count_history_by_key");
+/// Tables of projection versions before 5 (index entries keyed by the key's bytes, and
+/// current instance views): only dropped, by the rebuild that upgrades such a store.
+pub(super) const LEGACY_TABLES: [&str; 5] = [
+    "instances",
+    "index",
+    "index_counts",
+    "history",
+    "count_history",
+];
 /// Event time (ns since the epoch) -> the last position committed at that time.
 pub(super) const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
 /// Position -> the instance created there: ids grow with creation, so the last creation
@@ -110,38 +123,14 @@ pub(super) fn split_record(pos: u64, stored: &[u8]) -> Result<(&[u8], &[u8]), St
     Ok(stored.split_at(32))
 }
 
-pub(super) fn index_entry(key: &[u8], id: u128) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + key.len() + 16);
-    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    out.extend_from_slice(key);
-    out.extend_from_slice(&id.to_be_bytes());
-    out
-}
-
-pub(super) fn history_entry(key: &[u8], id: u128, from: u64) -> Vec<u8> {
-    let mut out = index_entry(key, id);
-    out.extend_from_slice(&from.to_be_bytes());
-    out
-}
-
-pub(super) fn count_entry(key: &[u8], position: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + key.len() + 8);
-    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    out.extend_from_slice(key);
-    out.extend_from_slice(&position.to_be_bytes());
-    out
-}
-
-/// The count recorded for `key` at or before `position` (0 if none).
+/// The count recorded for key number `key` at or before `position` (0 if none).
 pub(super) fn last_count(
-    count_history: &impl ::redb::ReadableTable<&'static [u8], u64>,
-    key: &[u8],
+    count_history: &impl ::redb::ReadableTable<(u32, u64), u64>,
+    key: u32,
     position: u64,
 ) -> Result<u64, StoreError> {
-    let lo = count_entry(key, 0);
-    let hi = count_entry(key, position);
     match count_history
-        .range(lo.as_slice()..=hi.as_slice())
+        .range((key, 0)..=(key, position))
         .map_err(io)?
         .next_back()
     {
@@ -168,23 +157,6 @@ pub(super) fn last_version_view(
         }
         None => Ok(None),
     }
-}
-
-/// The id at the end of an index entry.
-pub(super) fn entry_id(raw: &[u8]) -> u128 {
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&raw[raw.len() - 16..]);
-    u128::from_be_bytes(id)
-}
-
-/// The (id, from position) at the end of a history entry.
-pub(super) fn history_id_from(raw: &[u8]) -> (u128, u64) {
-    let n = raw.len();
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&raw[n - 24..n - 8]);
-    let mut from = [0u8; 8];
-    from.copy_from_slice(&raw[n - 8..]);
-    (u128::from_be_bytes(id), u64::from_be_bytes(from))
 }
 
 /// Opens a read transaction on `db`.

@@ -1,7 +1,9 @@
 //! The embedded store's write transaction: append (seal, log, stream index) and the
 //! projection tables the shared projection code writes through.
 
-use ::redb::{ReadableTable, Table, WriteTransaction};
+use std::collections::HashMap;
+
+use ::redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use uuid::Uuid;
 
 use super::super::chain::{Checked, follows};
@@ -18,10 +20,15 @@ pub(super) struct Tables<'t> {
     resources: Table<'t, u128, &'static [u8]>,
     users: Table<'t, u128, &'static [u8]>,
     short_ids: Table<'t, &'static str, u128>,
-    index: Table<'t, &'static [u8], ()>,
-    counts: Table<'t, &'static [u8], u64>,
-    history: Table<'t, &'static [u8], u64>,
-    count_history: Table<'t, &'static [u8], u64>,
+    keys: Table<'t, &'static [u8], u32>,
+    /// Key numbers looked up or given in this transaction.
+    key_numbers: HashMap<Vec<u8>, u32>,
+    /// The number the next new key gets (keys are numbered 0, 1, 2, ...).
+    next_key: u32,
+    index: Table<'t, (u32, u128), ()>,
+    counts: Table<'t, u32, u64>,
+    history: Table<'t, (u32, u128, u64), u64>,
+    count_history: Table<'t, (u32, u64), u64>,
     times: Table<'t, i64, u64>,
     creations: Table<'t, u64, u128>,
     state_hashes: Table<'t, u64, &'static [u8]>,
@@ -37,7 +44,13 @@ pub(super) fn open_projection(
         Some((_, v)) => StateHash::from_bytes(v.value()),
         None => StateHash::default(),
     };
+    let keys = txn.open_table(KEYS).map_err(io)?;
+    let next_key = u32::try_from(keys.len().map_err(io)?)
+        .map_err(|_| corrupt("keys", "more index keys than numbers"))?;
     let tables = Tables {
+        keys,
+        key_numbers: HashMap::new(),
+        next_key,
         history: txn.open_table(HISTORY).map_err(io)?,
         count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
         times: txn.open_table(TIMES).map_err(io)?,
@@ -55,8 +68,11 @@ pub(super) fn open_projection(
 
 /// Drops every projection table (a rebuild recreates them empty).
 pub(super) fn drop_projection(txn: &WriteTransaction) -> Result<(), StoreError> {
-    // Left by projection versions before 5, which kept current instance views apart.
-    txn.delete_table(LEGACY_INSTANCES).map_err(io)?;
+    for legacy in LEGACY_TABLES {
+        txn.delete_table(::redb::TableDefinition::<(), ()>::new(legacy))
+            .map_err(io)?;
+    }
+    txn.delete_table(KEYS).map_err(io)?;
     txn.delete_table(RESOURCES).map_err(io)?;
     txn.delete_table(USERS).map_err(io)?;
     txn.delete_table(SHORT_IDS).map_err(io)?;
@@ -79,17 +95,42 @@ fn view<K: ::redb::Key + 'static>(
 }
 
 impl Tables<'_> {
-    pub(super) fn seek(&self, key: &[u8], from: u128) -> Result<Option<u128>, StoreError> {
-        let start = index_entry(key, from);
-        let end = index_entry(key, u128::MAX);
-        let mut range = self
-            .index
-            .range(start.as_slice()..=end.as_slice())
-            .map_err(io)?;
+    /// The first id at or after `from` under `key` (a key never used has none).
+    pub(super) fn seek(&mut self, key: &[u8], from: u128) -> Result<Option<u128>, StoreError> {
+        let Some(k) = self.number(key)? else {
+            return Ok(None);
+        };
+        let mut range = self.index.range((k, from)..=(k, u128::MAX)).map_err(io)?;
         match range.next() {
             None => Ok(None),
-            Some(row) => Ok(Some(entry_id(row.map_err(io)?.0.value()))),
+            Some(row) => Ok(Some(row.map_err(io)?.0.value().1)),
         }
+    }
+
+    /// The key's number, if it was ever used.
+    fn number(&mut self, key: &[u8]) -> Result<Option<u32>, StoreError> {
+        if let Some(n) = self.key_numbers.get(key) {
+            return Ok(Some(*n));
+        }
+        let found = self.keys.get(key).map_err(io)?.map(|g| g.value());
+        if let Some(n) = found {
+            self.key_numbers.insert(key.to_vec(), n);
+        }
+        Ok(found)
+    }
+
+    /// The key's number, given now if the key is new.
+    fn numbered(&mut self, key: &[u8]) -> Result<u32, StoreError> {
+        if let Some(n) = self.number(key)? {
+            return Ok(n);
+        }
+        let n = self.next_key;
+        self.next_key = n
+            .checked_add(1)
+            .ok_or_else(|| corrupt("keys", "more index keys than numbers"))?;
+        self.keys.insert(key, n).map_err(io)?;
+        self.key_numbers.insert(key.to_vec(), n);
+        Ok(n)
     }
 }
 
@@ -128,16 +169,14 @@ impl ProjectionTables for Tables<'_> {
     }
 
     fn index_add(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
-        self.index
-            .insert(index_entry(key, id.as_u128()).as_slice(), ())
-            .map_err(io)?;
+        let k = self.numbered(key)?;
+        self.index.insert((k, id.as_u128()), ()).map_err(io)?;
         Ok(())
     }
 
     fn index_remove(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
-        self.index
-            .remove(index_entry(key, id.as_u128()).as_slice())
-            .map_err(io)?;
+        let k = self.numbered(key)?;
+        self.index.remove((k, id.as_u128())).map_err(io)?;
         Ok(())
     }
 
@@ -150,6 +189,7 @@ impl ProjectionTables for Tables<'_> {
         up: bool,
         history: Option<u64>,
     ) -> Result<(), StoreError> {
+        let k = self.numbered(key)?;
         let step = |now: u64| {
             if up {
                 now.saturating_add(1)
@@ -159,16 +199,16 @@ impl ProjectionTables for Tables<'_> {
         };
         match history {
             Some(position) => {
-                let now = last_count(&self.count_history, key, u64::MAX)?;
+                let now = last_count(&self.count_history, k, u64::MAX)?;
                 self.count_history
-                    .insert(count_entry(key, position).as_slice(), step(now))
+                    .insert((k, position), step(now))
                     .map_err(io)?;
             }
             None => {
-                let now = self.counts.get(key).map_err(io)?.map(|g| g.value());
+                let now = self.counts.get(k).map_err(io)?.map(|g| g.value());
                 match step(now.unwrap_or(0)) {
-                    0 => self.counts.remove(key).map(|_| ()).map_err(io)?,
-                    count => self.counts.insert(key, count).map(|_| ()).map_err(io)?,
+                    0 => self.counts.remove(k).map(|_| ()).map_err(io)?,
+                    count => self.counts.insert(k, count).map(|_| ()).map_err(io)?,
                 }
             }
         }
@@ -176,35 +216,31 @@ impl ProjectionTables for Tables<'_> {
     }
 
     fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        let k = self.numbered(key)?;
         self.history
-            .insert(
-                history_entry(key, id.as_u128(), position).as_slice(),
-                u64::MAX,
-            )
+            .insert((k, id.as_u128(), position), u64::MAX)
             .map_err(io)?;
         Ok(())
     }
 
     fn close_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        let k = self.numbered(key)?;
+        let id = id.as_u128();
         let open = {
-            let lo = history_entry(key, id.as_u128(), 0);
-            let hi = history_entry(key, id.as_u128(), u64::MAX);
             let mut range = self
                 .history
-                .range(lo.as_slice()..=hi.as_slice())
+                .range((k, id, 0)..=(k, id, u64::MAX))
                 .map_err(io)?;
             match range.next_back() {
                 Some(row) => {
-                    let (k, to) = row.map_err(io)?;
-                    (to.value() == u64::MAX).then(|| k.value().to_vec())
+                    let (entry, to) = row.map_err(io)?;
+                    (to.value() == u64::MAX).then(|| entry.value())
                 }
                 None => None,
             }
         };
         if let Some(entry) = open {
-            self.history
-                .insert(entry.as_slice(), position)
-                .map_err(io)?;
+            self.history.insert(entry, position).map_err(io)?;
         }
         Ok(())
     }
