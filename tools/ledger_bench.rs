@@ -216,6 +216,19 @@ fn file_bytes(dir: &Path) -> u64 {
     std::fs::metadata(dir.join(instance_ledger::store::redb::FILE_NAME)).map_or(0, |m| m.len())
 }
 
+/// The size of a compacted copy of a stopped ledger's file: the data itself, without the
+/// free pages that copy-on-write commits leave in a growing file.
+fn compacted_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let copy = dir.join("compacted.redb");
+    std::fs::copy(dir.join(instance_ledger::store::redb::FILE_NAME), &copy)?;
+    let mut db = redb::Database::open(&copy)?;
+    db.compact()?;
+    drop(db);
+    let bytes = std::fs::metadata(&copy)?.len();
+    std::fs::remove_file(&copy)?;
+    Ok(bytes)
+}
+
 fn creates(catalog: &Arc<Catalog>, tag: &'static str) -> Script {
     let catalog = catalog.clone();
     Arc::new(move |c, n| {
@@ -297,7 +310,8 @@ fn mix(catalog: &Arc<Catalog>, ids: Vec<Vec<String>>) -> Script {
 }
 
 /// Creates and the lifecycle mix at every connection count against `targets`, with the
-/// stored bytes per event of each (`size` reads the store's size).
+/// stored bytes per event of each (`size` reads the store's size). Returns the head
+/// position at the end.
 #[allow(clippy::too_many_arguments)]
 fn write_scenarios(
     report: &mut Report,
@@ -308,7 +322,7 @@ fn write_scenarios(
     size: &dyn Fn() -> u64,
     ceiling: &[f64],
     peer: &[f64],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let catalog = Arc::new(Catalog::create(rt, targets[0])?);
     let run = |script: Script, conns: usize| {
         load::run(
@@ -367,7 +381,7 @@ fn write_scenarios(
             "whole_run": per(bytes3, 0, head3, 0),
         }),
     );
-    Ok(())
+    Ok(head3)
 }
 
 fn http_figures(o: &load::Outcome) -> serde_json::Value {
@@ -594,7 +608,7 @@ fn main() -> anyhow::Result<()> {
         let dir = scratch.path().join("redb");
         let node = Node::start(&rt, Store::Redb(&dir))?;
         let size = || file_bytes(&dir);
-        write_scenarios(
+        let events = write_scenarios(
             &mut report,
             &rt,
             &o,
@@ -610,6 +624,14 @@ fn main() -> anyhow::Result<()> {
             json!({"mib": node.peak_rss_mib().round()}),
         );
         node.stop()?;
+        report.add(
+            "size",
+            "redb: bytes per event of the whole run, compacted (without free pages)",
+            json!({
+                "whole_run": round3(compacted_bytes(&dir)? as f64 / events.max(1) as f64),
+                "events": events,
+            }),
+        );
     }
     // The ledger on PostgreSQL, one node and three.
     if o.postgres {
