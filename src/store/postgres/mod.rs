@@ -19,6 +19,7 @@ mod buffer;
 mod listen;
 mod maintain;
 mod migrate;
+mod pool;
 mod read;
 mod write;
 
@@ -36,8 +37,6 @@ use write::{Attempt, retryable};
 
 /// How often a batch is re-run after a conflict before the requests get a 503.
 const MAX_ATTEMPTS: usize = 8;
-/// Most idle read connections kept per node.
-const IDLE_READERS: usize = 16;
 
 pub(super) fn pg(e: postgres::Error) -> StoreError {
     if e.code() == Some(&postgres::error::SqlState::DISK_FULL) {
@@ -67,6 +66,8 @@ pub(super) struct Conn {
     pub(super) statements: HashMap<&'static str, Statement>,
     /// The writer's head and fleet state hash after its last batch.
     pub(super) last_commit: Option<(super::Head, super::projection::StateHash)>,
+    /// A reader's slot in the pool, freed when the connection is dropped.
+    permit: Option<pool::Permit>,
 }
 
 impl Conn {
@@ -91,7 +92,7 @@ pub struct PgStore {
     node: Uuid,
     /// The writer's connection (one writer thread per node); reconnected after a failure.
     writer: Mutex<Option<Conn>>,
-    readers: Mutex<Vec<Conn>>,
+    readers: std::sync::Arc<pool::ReaderPool>,
 }
 
 impl PgStore {
@@ -108,7 +109,7 @@ impl PgStore {
             config,
             node: Uuid::new_v4(),
             writer: Mutex::new(None),
-            readers: Mutex::new(Vec::new()),
+            readers: Default::default(),
         };
         let deadline = Instant::now() + wait;
         let mut attempt = 0u32;
@@ -139,14 +140,23 @@ impl PgStore {
             client,
             statements: HashMap::new(),
             last_commit: None,
+            permit: None,
         })
     }
 
+    /// A read connection from the pool (an idle one, or a new one while there is room).
     pub(super) fn reader(&self) -> Result<Conn, StoreError> {
-        let idle = self.readers.lock().ok().and_then(|mut r| r.pop());
-        match idle {
-            Some(c) if !c.client.is_closed() => Ok(c),
-            _ => self.open_reader(),
+        self.take_reader(true)
+    }
+
+    fn take_reader(&self, reuse: bool) -> Result<Conn, StoreError> {
+        match self.readers.take(reuse)? {
+            pool::Taken::Idle(conn) => Ok(*conn),
+            pool::Taken::Open(permit) => {
+                let mut conn = self.open_reader()?;
+                conn.permit = Some(permit);
+                Ok(conn)
+            }
         }
     }
 
@@ -176,14 +186,7 @@ impl PgStore {
     }
 
     pub(super) fn give_back(&self, conn: Conn) {
-        if conn.client.is_closed() {
-            return;
-        }
-        if let Ok(mut r) = self.readers.lock()
-            && r.len() < IDLE_READERS
-        {
-            r.push(conn);
-        }
+        self.readers.give_back(conn);
     }
 }
 
@@ -236,7 +239,8 @@ impl EventStore for PgStore {
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         {
             // A pooled connection may have died since; one fresh attempt.
-            conn = self.open_reader()?;
+            drop(conn);
+            conn = self.take_reader(false)?;
             conn.client
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .map_err(|_| pg(e))?;

@@ -30,6 +30,7 @@ impl PgStore {
             client,
             statements,
             last_commit,
+            permit: _,
         } = conn;
         let mut tx = client.transaction().map_err(Attempt::Pg)?;
         let locked = Conn::prepare(
