@@ -59,6 +59,10 @@ fn replay(
     let read_events = format!(
         "SELECT position, hash, body FROM {source} WHERE position > $1 ORDER BY position LIMIT {REPLAY_CHUNK}"
     );
+    // The tables grow from empty during a replay: a generic plan of the flush made at
+    // the start would keep scanning them whole (see `PgStore::open_writer`).
+    tx.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        .map_err(pg)?;
     let mut chain = Chain::new();
     let mut projector = Projector::new(StateHash::default());
     let mut statements = HashMap::new();
