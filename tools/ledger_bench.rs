@@ -21,6 +21,8 @@ mod node;
 mod peers;
 #[path = "bench/reads.rs"]
 mod reads;
+#[path = "bench/stores.rs"]
+mod stores;
 #[path = "synthetic.rs"]
 mod synthetic;
 
@@ -40,6 +42,7 @@ use instance_ledger::store::redb::RedbStore;
 use load::{Req, Script, Until};
 use node::{Catalog, Node, Store, TOKEN};
 use serde_json::json;
+use stores::{Database, compacted_bytes, file_bytes};
 use uuid::Uuid;
 
 /// Instances each connection of the lifecycle mix cycles through: enough that the driver
@@ -164,69 +167,6 @@ impl Report {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-fn postgres_admin_url() -> String {
-    std::env::var("LEDGER_BENCH_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh database on the benchmark server; dropped with the guard.
-struct Database {
-    url: String,
-    name: String,
-}
-
-impl Database {
-    fn fresh(name: &str) -> anyhow::Result<Database> {
-        let admin = postgres_admin_url();
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
-            .map_err(|e| anyhow::anyhow!("connecting to {admin}: {e:?}"))?;
-        // One statement each: neither may run inside a (multi-statement) transaction.
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-        client.batch_execute(&format!("CREATE DATABASE {name}"))?;
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        Ok(Database {
-            url: format!("{base}/{name}"),
-            name: name.into(),
-        })
-    }
-
-    fn size(&self) -> anyhow::Result<u64> {
-        let mut c = postgres::Client::connect(&self.url, postgres::NoTls)?;
-        let bytes: i64 = c
-            .query_one("SELECT pg_database_size(current_database())", &[])?
-            .get(0);
-        Ok(bytes.max(0) as u64)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
-
-fn file_bytes(dir: &Path) -> u64 {
-    std::fs::metadata(dir.join(instance_ledger::store::redb::FILE_NAME)).map_or(0, |m| m.len())
-}
-
-/// The size of a compacted copy of a stopped ledger's file: the data itself, without the
-/// free pages that copy-on-write commits leave in a growing file.
-fn compacted_bytes(dir: &Path) -> anyhow::Result<u64> {
-    let copy = dir.join("compacted.redb");
-    std::fs::copy(dir.join(instance_ledger::store::redb::FILE_NAME), &copy)?;
-    let mut db = redb::Database::open(&copy)?;
-    db.compact()?;
-    drop(db);
-    let bytes = std::fs::metadata(&copy)?.len();
-    std::fs::remove_file(&copy)?;
-    Ok(bytes)
 }
 
 fn creates(catalog: &Arc<Catalog>, tag: &'static str) -> Script {

@@ -52,6 +52,16 @@ pub(crate) trait ProjectionTables {
     fn record_version(&mut self, id: Uuid, position: u64, bytes: &[u8]) -> Result<(), StoreError>;
 }
 
+/// A count after one id more (`up`) or fewer carries its key; never below 0. Every
+/// backend's [`ProjectionTables::shift_count`] moves counts by this rule.
+pub(crate) fn shifted(count: u64, up: bool) -> u64 {
+    if up {
+        count.saturating_add(1)
+    } else {
+        count.saturating_sub(1)
+    }
+}
+
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     what: &str,
     raw: &[u8],

@@ -11,6 +11,7 @@ use postgres::{Statement, Transaction};
 use uuid::Uuid;
 
 use super::super::Head;
+use super::super::projection::shifted;
 use super::listen::NOTIFY_CHANNEL;
 use super::{pos, unpos};
 
@@ -291,11 +292,7 @@ impl Counts {
         let mut history: BTreeMap<(Vec<u8>, u64), u64> = BTreeMap::new();
         for (key, up, at) in moves {
             let count = counts.entry(key.clone()).or_insert(0);
-            *count = if up {
-                count.saturating_add(1)
-            } else {
-                count.saturating_sub(1)
-            };
+            *count = shifted(*count, up);
             if let Some(at) = at {
                 history.insert((key, at), *count);
             }

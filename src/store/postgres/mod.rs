@@ -165,11 +165,7 @@ impl PgStore {
     /// once they are large (measured: the flush went from 4 to 14 ms per batch at 3,000
     /// instances), and replanning costs far less than that.
     fn open_writer(&self) -> Result<Conn, StoreError> {
-        let mut conn = self.open_conn()?;
-        conn.client
-            .batch_execute("SET plan_cache_mode = force_custom_plan")
-            .map_err(pg)?;
-        Ok(conn)
+        self.open_conn_with("SET plan_cache_mode = force_custom_plan")
     }
 
     /// A connection for the pool. Its commits do not wait for the WAL flush: readers run
@@ -178,10 +174,13 @@ impl PgStore {
     /// whose append is checked against the instance's version, so one of them lands.
     /// Waiting for an fsync per claim cost the writer's batch commits their disk.
     fn open_reader(&self) -> Result<Conn, StoreError> {
+        self.open_conn_with("SET synchronous_commit = off")
+    }
+
+    /// A new connection with one session setting applied.
+    fn open_conn_with(&self, setting: &str) -> Result<Conn, StoreError> {
         let mut conn = self.open_conn()?;
-        conn.client
-            .batch_execute("SET synchronous_commit = off")
-            .map_err(pg)?;
+        conn.client.batch_execute(setting).map_err(pg)?;
         Ok(conn)
     }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::super::chain::{Checked, follows};
 use super::super::envelope::{Envelope, NewEvent, Payload};
-use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json};
+use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json, shifted};
 use super::super::{Head, StoreError, WriteTxn};
 use super::tables::*;
 use crate::domain::catalog::Resource;
@@ -190,23 +190,16 @@ impl ProjectionTables for Tables<'_> {
         history: Option<u64>,
     ) -> Result<(), StoreError> {
         let k = self.numbered(key)?;
-        let step = |now: u64| {
-            if up {
-                now.saturating_add(1)
-            } else {
-                now.saturating_sub(1)
-            }
-        };
         match history {
             Some(position) => {
                 let now = last_count(&self.count_history, k, u64::MAX)?;
                 self.count_history
-                    .insert((k, position), step(now))
+                    .insert((k, position), shifted(now, up))
                     .map_err(io)?;
             }
             None => {
                 let now = self.counts.get(k).map_err(io)?.map(|g| g.value());
-                match step(now.unwrap_or(0)) {
+                match shifted(now.unwrap_or(0), up) {
                     0 => self.counts.remove(k).map(|_| ()).map_err(io)?,
                     count => self.counts.insert(k, count).map(|_| ()).map_err(io)?,
                 }
