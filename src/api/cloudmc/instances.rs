@@ -160,7 +160,12 @@ pub async fn list(
             .filter(|s| *s != State::Purged)
             .collect(),
         order: vec![(key, descending)],
-        offset: if paged { (current - 1) * size } else { 0 },
+        // Saturating: a page number past any ledger is an empty page, not an overflow.
+        offset: if paged {
+            (current - 1).saturating_mul(size)
+        } else {
+            0
+        },
         limit: paged.then_some(size),
         ..Listing::default()
     };

@@ -6,6 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{MOUNT, V1_MOUNT, instances, repr, tasks};
+use crate::api::openapi::{add_response, constrain_parameter, each_operation};
 
 struct Key;
 
@@ -36,8 +37,69 @@ impl Modify for Key {
 )]
 pub struct Doc;
 
-/// The same operations under CloudMC's own `v1` base.
+/// The create body as `instances::create` reads it (`body::Fields`): null is absence,
+/// numbers may come as numeric text, and fields it does not know are kept out of the way
+/// rather than refused, as CloudMC's plugin did.
+fn create_body() -> Value {
+    let text = || json!({"type": ["string", "null"]});
+    let uuid = || json!({"type": "string", "format": "uuid"});
+    let count = || {
+        json!({"type": ["integer", "string", "null"], "minimum": 0,
+        "maximum": u64::MAX, "pattern": r"^\s*[0-9]{1,19}\s*$"})
+    };
+    json!({
+        "type": "object",
+        "required": ["name", "computeOfferingId", "networkId", "templateId"],
+        "properties": {
+            "name": {"type": "string", "maxLength": crate::limits::HOSTNAME_LABEL_BYTES,
+                "pattern": "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$",
+                "description": "Also the host name"},
+            "computeOfferingId": uuid(), "networkId": uuid(), "templateId": uuid(),
+            "cpuCount": count(), "memoryInMB": count(), "ipAddress": text(),
+            "sshKeyName": text(), "publicKey": text(), "userData": text(),
+            "rootVolumeSizeInGb": count(), "additionalDiskSizeInGb": count(),
+            "additionalDiskIops": count(), "affinityGroupId": text(), "diskOfferingId": text(),
+            "volumeIdToAttach": text(),
+            "portsToForward": {"type": ["array", "null"], "items": {"type": ["string", "integer"]}},
+        },
+    })
+}
+
+/// The create body's schema, paging's bounds and its refusal, then the same operations
+/// under CloudMC's own `v1` base.
 pub fn adjust(doc: &mut Value) {
+    each_operation(doc, MOUNT, |path, method, op| {
+        if !path.ends_with("/instances") {
+            return;
+        }
+        if method == "post" {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": create_body()}}});
+        }
+        if method == "get" {
+            for name in ["page_number", "page_size"] {
+                constrain_parameter(op, name, false, json!({"type": "integer", "minimum": 1}));
+            }
+            constrain_parameter(
+                op,
+                "sort_by",
+                false,
+                json!({"enum": ["name", "state", "created"]}),
+            );
+            constrain_parameter(
+                op,
+                "sort_order",
+                false,
+                json!({"type": "string",
+                "pattern": "^([Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])$"}),
+            );
+            add_response(
+                op,
+                "400",
+                json!({"description": "A bad paging or sorting argument (code 2001)",
+                "content": {"application/json": {"schema": {"type": "object"}}}}),
+            );
+        }
+    });
     let Some(paths) = doc["paths"].as_object().cloned() else {
         return;
     };

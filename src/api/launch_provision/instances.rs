@@ -12,7 +12,7 @@ use super::args::{Args, boolean};
 use super::ec2::{self, Attributes, Plan};
 use super::{Caller, LpError, Op, written};
 use crate::api::tenancy::{self, ProjectProblem};
-use crate::api::{AppState, Failure};
+use crate::api::{AppState, Failure, validate};
 use crate::authz::Action;
 use crate::domain::catalog::{Kind, Resource, Spec as CatalogSpec};
 use crate::domain::instance::{Command, Instance, Patch};
@@ -93,7 +93,7 @@ fn attributes_of(r: &Reader<'_>, inst: &Instance) -> Result<Attributes, QueryErr
 /// The version document (authenticated, as the original's root handler was).
 #[utoipa::path(get, path = "/launch-provision/v1", tag = "launch-provision",
     responses((status = 200, description = "What the API is", body = Object), (status = 401, description = "Tornado's page", body = String, content_type = "text/html")),
-    security(("launch_provision_token" = []), ("bearer" = [])))]
+    security(("launch_provision_key" = [], "launch_provision_token" = [])))]
 pub async fn root(_caller: Caller) -> HttpResponse {
     HttpResponse::Ok().json(json!({"Internal API": {
         "description": "Internal API for managing EC2 infrastructure",
@@ -128,7 +128,7 @@ const DEFAULT_KEYS: [&str; 2] = ["scalacity-dev1", "scalacity_dev1"];
         (status = 400, description = "`\"Required arguments not provided.\"`", body = String, content_type = "text/html; charset=UTF-8"),
         (status = 401, description = "Tornado's page", body = String, content_type = "text/html"),
         (status = 408, description = "What EC2 would have refused (unknown image, type or key, bad counts or values)", body = String, content_type = "text/html; charset=UTF-8")),
-    security(("launch_provision_token" = []), ("bearer" = [])))]
+    security(("launch_provision_key" = [], "launch_provision_token" = [])))]
 pub async fn launch(req: HttpRequest, op: Op) -> Result<HttpResponse, LpError> {
     let args = args_of(&req);
     let (Some(image), Some(flavor)) = (
@@ -167,6 +167,9 @@ pub async fn launch(req: HttpRequest, op: Op) -> Result<HttpResponse, LpError> {
     if groups.is_empty() {
         groups.push("SSH".into());
     }
+    // Group names follow the ledger's rule for names (no control characters, not blank),
+    // whichever surface gives them; EC2 refused a group it could not take.
+    let groups = validate::security_groups(&groups).map_err(|_| timeout(ec2::RUN_FAILED))?;
     let caller = op.ctx.principal.clone();
     let named_project = args.get("project_id").map(str::to_string).or_else(|| {
         req.headers()
@@ -296,7 +299,7 @@ macro_rules! action {
                 (status = 401, description = "Tornado's page", body = String, content_type = "text/html"),
                 (status = 404, description = "`\"Instance not found\"`", body = String, content_type = "text/html; charset=UTF-8"),
                 (status = 408, description = "EC2's IncorrectInstanceState", body = String, content_type = "text/html; charset=UTF-8")),
-            security(("launch_provision_token" = []), ("bearer" = [])))]
+            security(("launch_provision_key" = [], "launch_provision_token" = [])))]
         pub async fn $name(req: HttpRequest, op: Op) -> Result<HttpResponse, LpError> {
             act(&req, op, stringify!($name)).await
         }
@@ -329,7 +332,7 @@ action!(
     params(("id" = String, Path), ("filter" = Option<String>, Query, description = "Comma-separated field names")),
     responses((status = 200, body = Attributes), (status = 401, description = "Tornado's page", body = String, content_type = "text/html"),
         (status = 404, description = "`\"Instance not found\"`", body = String, content_type = "text/html; charset=UTF-8")),
-    security(("launch_provision_token" = []), ("bearer" = [])))]
+    security(("launch_provision_key" = [], "launch_provision_token" = [])))]
 pub async fn attributes(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -347,7 +350,7 @@ pub async fn attributes(
     params(("id" = String, Path), ("field" = String, Path)),
     responses((status = 200, body = Object), (status = 401, description = "Tornado's page", body = String, content_type = "text/html"),
         (status = 404, description = "`\"Instance not found\"`", body = String, content_type = "text/html; charset=UTF-8")),
-    security(("launch_provision_token" = []), ("bearer" = [])))]
+    security(("launch_provision_key" = [], "launch_provision_token" = [])))]
 pub async fn attribute(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -369,7 +372,7 @@ pub async fn attribute(
         (status = 401, description = "Tornado's page", body = String, content_type = "text/html"),
         (status = 404, description = "`\"Instance not found\"`", body = String, content_type = "text/html; charset=UTF-8"),
         (status = 408, description = "Missing arguments, not stopped, or a value EC2 would refuse", body = String, content_type = "text/html; charset=UTF-8")),
-    security(("launch_provision_token" = []), ("bearer" = [])))]
+    security(("launch_provision_key" = [], "launch_provision_token" = [])))]
 pub async fn modify(req: HttpRequest, op: Op) -> Result<HttpResponse, LpError> {
     let args = args_of(&req);
     let (Some(attribute), Some(value)) = (args.get("attribute"), args.get("value")) else {

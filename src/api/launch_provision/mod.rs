@@ -170,9 +170,14 @@ async fn authenticate(
         .map(str::to_string);
     let args = Args::parse(req.query_string(), content_type.as_deref(), &bytes);
     req.set_payload(Payload::from(bytes));
+    // A `token` argument is the credential whenever it is there, and only with the `key`
+    // beside it, as the wrapper checked the pair: a request that carries a lone or wrong
+    // one is refused even if it also carries a good bearer token, so no credential it
+    // presents goes unchecked.
     let token = match (args.get("key"), args.get("token")) {
         (Some(_), Some(token)) => Some(token.to_string()),
-        _ => LaunchProvision::token(req.headers(), ""),
+        (None, Some(_)) => None,
+        (_, None) => LaunchProvision::token(req.headers(), ""),
     };
     let principal = match req.app_data::<web::Data<AppState>>() {
         Some(state) => auth::authenticate(state, token).await,

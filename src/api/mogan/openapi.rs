@@ -7,6 +7,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{BARE_MOUNT, MOUNT, catalog, instances, repr, schemas, states};
+use crate::api::openapi::{constrain_parameter, each_operation};
 
 struct Token;
 
@@ -87,8 +88,38 @@ fn bodies() -> Vec<(&'static str, String, &'static str, Value)> {
     out
 }
 
-/// Adds the checked body schemas and the bare mount's copies to the merged document.
+/// Lists that answer `{"<key>": [<item>, ...]}`: (path, key, item schema).
+fn wrapped_lists() -> [(String, &'static str, &'static str); 3] {
+    [
+        (format!("{MOUNT}/flavors"), "flavors", "mogan.Flavor"),
+        (
+            format!("{MOUNT}/instances/detail"),
+            "instances",
+            "mogan.Instance",
+        ),
+        (format!("{MOUNT}/servers/detail"), "servers", "mogan.Server"),
+    ]
+}
+
+/// Adds the checked body schemas, the lists' wrapping objects and the bare mount's
+/// copies to the merged document.
 pub fn adjust(doc: &mut Value) {
+    // oslo's `bool_from_string`, as `instances::boolean` reads it.
+    let flag = json!({"type": "string",
+        "pattern": r"^\s*([01]|[Tt]([Rr][Uu][Ee])?|[Ff]([Aa][Ll][Ss][Ee])?|[Oo][Nn]|[Oo][Ff][Ff]|[Yy]([Ee][Ss])?|[Nn][Oo]?)\s*$"});
+    each_operation(doc, MOUNT, |_, _, op| {
+        constrain_parameter(op, "all_tenants", false, flag.clone());
+    });
+    for (path, key, item) in wrapped_lists() {
+        let pointer = format!("/paths/{}/get/responses/200", path.replace('/', "~1"));
+        if let Some(ok) = doc.pointer_mut(&pointer) {
+            ok["content"]["application/json"]["schema"] = json!({
+                "type": "object",
+                "required": [key],
+                "properties": {key: {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}}},
+            });
+        }
+    }
     for (method, path, name, schema) in bodies() {
         doc["components"]["schemas"][name] = schema;
         if let Some(op) = doc["paths"][&path].get_mut(method) {

@@ -127,7 +127,14 @@ fn parameter(path: &str, name: &str, location: &str) -> Option<Value> {
 /// The bounds of each body field that has them, by component schema and property.
 fn property(schema: &str, field: &str) -> Option<Value> {
     let bounded = match (schema, field) {
-        (_, "name") if matches!(schema, "PatchBody" | "TokenBody") => nullable(name()),
+        (_, "name")
+            if matches!(
+                schema,
+                "PatchBody" | "TokenBody" | "TokenView" | "IssuedToken"
+            ) =>
+        {
+            nullable(name())
+        }
         (_, "name") => name(),
         ("FailBody", "reason") => name(),
         ("CreateBody", "availability_zone") => nullable(name()),

@@ -21,9 +21,8 @@ use crate::query;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Change {
     pub field: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value the field held (null included).
     pub from: Value,
-    #[schema(value_type = Object)]
     pub to: Value,
 }
 
