@@ -18,6 +18,7 @@ mod crash_loop;
 mod disk_full;
 mod durability;
 mod history_check;
+mod hostile_http;
 mod io_faults;
 mod launch_provision;
 mod ledgerctl;
