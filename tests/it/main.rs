@@ -31,6 +31,7 @@ mod postgres_cluster;
 mod postgres_restart;
 mod postgres_store;
 mod schemas;
+mod secrets;
 mod server;
 mod service;
 mod store_contract;
