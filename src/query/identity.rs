@@ -27,14 +27,15 @@ pub async fn principal_for_token(
     read_unscoped(ledger, move |snap| user_principal(snap, &token)).await
 }
 
+/// The token id and the secret of a presented `lt_<token id>_<secret>`, or `None` for
+/// anything else (whatever bytes a client sends).
+pub fn token_parts(token: &str) -> Option<(Uuid, &str)> {
+    let (id, secret) = token.strip_prefix(TOKEN_PREFIX)?.split_once('_')?;
+    Some((Uuid::try_parse(id).ok()?, secret))
+}
+
 fn user_principal(snap: &dyn Snapshot, token: &str) -> Result<Option<Principal>, QueryError> {
-    let Some((id, secret)) = token
-        .strip_prefix(TOKEN_PREFIX)
-        .and_then(|t| t.split_once('_'))
-    else {
-        return Ok(None);
-    };
-    let Ok(token_id) = Uuid::try_parse(id) else {
+    let Some((token_id, secret)) = token_parts(token) else {
         return Ok(None);
     };
     let Some(user_id) = snap
@@ -122,5 +123,33 @@ impl Reader<'_> {
         id: Uuid,
     ) -> Result<Option<crate::domain::catalog::Resource>, QueryError> {
         Ok(self.snap.resource(id)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client presents is a token's parts or nothing, never a panic.
+        #[test]
+        fn any_text_is_parts_or_nothing(raw in any::<String>()) {
+            if let Some((_, secret)) = token_parts(&raw) {
+                prop_assert!(raw.starts_with(TOKEN_PREFIX));
+                prop_assert!(raw.ends_with(secret));
+            }
+        }
+
+        /// An issued token's parts come back whole, whatever its secret holds.
+        #[test]
+        fn an_issued_token_gives_back_its_parts(id in any::<u128>(), secret in any::<String>()) {
+            let id = Uuid::from_u128(id);
+            let token = format!("{TOKEN_PREFIX}{}_{secret}", id.simple());
+            prop_assert_eq!(token_parts(&token), Some((id, secret.as_str())));
+        }
     }
 }
