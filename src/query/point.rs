@@ -17,9 +17,17 @@ pub enum Point {
 impl Point {
     /// An RFC 3339 time named `name` in messages.
     pub fn time(name: &str, raw: &str) -> Result<Point, String> {
+        let bad = || format!("{name} must be an RFC 3339 time like 2026-11-22T09:00:00Z");
+        // RFC 3339's `date-time` production exactly, as JSON Schema's `date-time` format
+        // states it: chrono also takes a space for the `T` and a leap second (`:60`),
+        // which the published document does not allow.
+        let bytes = raw.as_bytes();
+        if !matches!(bytes.get(10), Some(b'T' | b't')) || bytes.get(17..19) == Some(b"60") {
+            return Err(bad());
+        }
         DateTime::parse_from_rfc3339(raw)
             .map(|t| Point::Time(t.with_timezone(&Utc)))
-            .map_err(|_| format!("{name} must be an RFC 3339 time like 2026-11-22T09:00:00Z"))
+            .map_err(|_| bad())
     }
 
     /// A log position named `name` in messages.
@@ -81,5 +89,25 @@ mod tests {
         ));
         assert!(Point::either("at", "99999999999999999999999").is_err());
         assert!(Point::either("at", "").is_err());
+    }
+
+    #[test]
+    fn times_are_rfc_3339_date_times_exactly() {
+        for ok in [
+            "2026-11-22T09:00:00Z",
+            "2026-11-22t09:00:00.5z",
+            "2026-11-22T09:00:00+01:00",
+        ] {
+            assert!(Point::time("at", ok).is_ok(), "{ok}");
+        }
+        // chrono alone would take these two; the document's `date-time` does not.
+        for refused in [
+            "2026-11-22 09:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "2026-11-22",
+            "T",
+        ] {
+            assert!(Point::time("at", refused).is_err(), "{refused}");
+        }
     }
 }
