@@ -31,8 +31,8 @@ pub fn json() -> &'static str {
         mogan::openapi::adjust(&mut value);
         cloudmc::openapi::adjust(&mut value);
         headers_are_never_null(&mut value);
-        for (method, path, status, target, param, id) in created() {
-            link(&mut value, method, &path, status, &target, param, id);
+        for c in created() {
+            link(&mut value, &c);
         }
         value.to_string()
     })
@@ -67,19 +67,23 @@ pub fn served_routes() -> Vec<(Method, String)> {
     out
 }
 
-/// Operations that create an object, and where the object then lives: (method, path,
-/// status, the object's path, its id parameter, where the answer carries the id). The
-/// document links each to the operations on the object, so that a client generator (or
-/// a fuzzer's stateful phase) can follow a create to what it made. NodeConductor's
-/// answer names its object by `url` only, which no link expression can take apart.
-fn created() -> Vec<(
-    &'static str,
-    String,
-    &'static str,
-    String,
-    &'static str,
-    &'static str,
-)> {
+/// An operation that creates an object, and where the object then lives.
+struct Created {
+    method: &'static str,
+    path: String,
+    status: &'static str,
+    /// The object's path, and its id parameter there.
+    target: String,
+    param: &'static str,
+    /// Where the answer carries the id (a runtime expression).
+    id: &'static str,
+}
+
+/// Every create of the document. Each is linked to the operations on the object, so that
+/// a client generator (or a fuzzer's stateful phase) can follow a create to what it made.
+/// NodeConductor's answer names its object by `url` only, which no link expression can
+/// take apart.
+fn created() -> Vec<Created> {
     let mut out = Vec::new();
     for collection in [
         "instances",
@@ -94,69 +98,70 @@ fn created() -> Vec<(
         "users",
     ] {
         let path = format!("/v1/{collection}");
-        out.push((
-            "post",
-            path.clone(),
-            "201",
-            format!("{path}/{{id}}"),
-            "id",
-            "$response.body#/id",
-        ));
+        out.push(Created {
+            method: "post",
+            target: format!("{path}/{{id}}"),
+            path,
+            status: "201",
+            param: "id",
+            id: "$response.body#/id",
+        });
     }
     for mount in [mogan::MOUNT, mogan::BARE_MOUNT] {
         for collection in ["instances", "servers"] {
             let path = format!("{mount}/{collection}");
-            out.push((
-                "post",
-                path.clone(),
-                "201",
-                format!("{path}/{{uuid}}"),
-                "uuid",
-                "$response.body#/uuid",
-            ));
+            out.push(Created {
+                method: "post",
+                target: format!("{path}/{{uuid}}"),
+                path,
+                status: "201",
+                param: "uuid",
+                id: "$response.body#/uuid",
+            });
         }
     }
-    out.push((
-        "put",
-        format!("{}/launch", launch_provision::MOUNT),
-        "200",
-        format!("{}/{{id}}", launch_provision::MOUNT),
-        "id",
-        "$response.body#/0",
-    ));
+    out.push(Created {
+        method: "put",
+        path: format!("{}/launch", launch_provision::MOUNT),
+        status: "200",
+        target: format!("{}/{{id}}", launch_provision::MOUNT),
+        param: "id",
+        id: "$response.body#/0",
+    });
     let wakame = format!("{}/instances", wakame::MOUNT);
-    out.push((
-        "post",
-        wakame.clone(),
-        "200",
-        format!("{wakame}/{{id}}"),
-        "id",
-        "$response.body#/id",
-    ));
+    out.push(Created {
+        method: "post",
+        target: format!("{wakame}/{{id}}"),
+        path: wakame,
+        status: "200",
+        param: "id",
+        id: "$response.body#/id",
+    });
     for mount in [cloudmc::MOUNT, cloudmc::V1_MOUNT] {
-        out.push((
-            "post",
-            format!("{mount}/services/{{service}}/{{environment}}/instances"),
-            "200",
-            format!("{mount}/tasks/{{id}}"),
-            "id",
-            "$response.body#/taskId",
-        ));
+        out.push(Created {
+            method: "post",
+            path: format!("{mount}/services/{{service}}/{{environment}}/instances"),
+            status: "200",
+            target: format!("{mount}/tasks/{{id}}"),
+            param: "id",
+            id: "$response.body#/taskId",
+        });
     }
     out
 }
 
-/// Links the `status` answer of `method path` to every operation at `target` or below
-/// it: `param` from `id`, and every other path parameter the two share from the request.
-fn link(
-    doc: &mut Value,
-    method: &str,
-    path: &str,
-    status: &str,
-    target: &str,
-    param: &str,
-    id: &str,
-) {
+/// Links the answer of a create to every operation at its target or below it: the id
+/// parameter from the answer, and every other path parameter the two share from the
+/// request.
+fn link(doc: &mut Value, c: &Created) {
+    let Created {
+        method,
+        path,
+        status,
+        target,
+        param,
+        id,
+    } = c;
     let mut links = serde_json::Map::new();
     let below = format!("{target}/");
     let shared: Vec<String> = path
@@ -171,7 +176,7 @@ fn link(
         let reference = format!("#/paths/{}/{to_method}", escape(to));
         let name = op["operationId"].as_str().unwrap_or(to_method).to_string();
         let mut parameters = serde_json::Map::new();
-        parameters.insert(param.to_string(), Value::from(id));
+        parameters.insert(param.to_string(), Value::from(*id));
         for name in &shared {
             if to.contains(&format!("{{{name}}}")) {
                 parameters.insert(name.clone(), Value::from(format!("$request.path.{name}")));
