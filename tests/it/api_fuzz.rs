@@ -19,8 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
 
-use serde_json::json;
-
 use crate::harness::{Catalog, Server, TOKEN};
 
 fn venv() -> PathBuf {
@@ -59,14 +57,7 @@ fn schemathesis() -> PathBuf {
 /// The world the fuzzer starts from, as the environment its configuration reads.
 async fn world(s: &Server) -> Vec<(&'static str, String)> {
     let c = Catalog::create(s).await;
-    let (user, token) = s.user("ann", false).await;
-    let r = s
-        .post(
-            &format!("/v1/projects/{}/members", c.project),
-            json!({"user_id": user, "role": "administrator"}),
-        )
-        .await;
-    assert!(r.status.is_success(), "{}", r.body);
+    let (_, token) = s.administrator("ann", &c.project).await;
     for name in ["a", "b"] {
         let r = s.post("/v1/instances", c.instance(name)).await;
         assert!(r.status.is_success(), "{}", r.body);

@@ -376,14 +376,7 @@ async fn a_project_member_sees_their_fleet_without_browser_errors() {
         "name": "theirs", "project_id": c.project2, "flavor_id": c.flavor, "image_id": c.image
     });
     s.post("/v1/instances", theirs).await;
-    let (user, token) = s.user("pat", false).await;
-    let r = s
-        .post(
-            &format!("/v1/projects/{}/members", c.project),
-            json!({"user_id": user, "role": "administrator"}),
-        )
-        .await;
-    assert!(r.status.is_success(), "{}", r.body);
+    let (_, token) = s.administrator("pat", &c.project).await;
     s.wait_for_state(&mine, "running").await;
 
     let b = Browser::start().await;

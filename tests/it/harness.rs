@@ -474,6 +474,19 @@ impl Server {
         (id, t.body["token"].as_str().expect("token").to_string())
     }
 
+    /// A user who administers `project`, and a token for it: (user id, token).
+    pub async fn administrator(&self, name: &str, project: &str) -> (String, String) {
+        let (user, token) = self.user(name, false).await;
+        let r = self
+            .post(
+                &format!("/v1/projects/{project}/members"),
+                json!({"user_id": user, "role": "administrator"}),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}", r.body);
+        (user, token)
+    }
+
     /// Polls an instance through the native API until `done` holds for its view.
     pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -10,7 +10,6 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::json;
 
 use crate::harness::{Catalog, Server, TOKEN};
 
@@ -69,14 +68,7 @@ struct Surface {
 }
 
 async fn surfaces(s: &Server, c: &Catalog) -> Vec<Surface> {
-    let (user, token) = s.user("ann", false).await;
-    let r = s
-        .post(
-            &format!("/v1/projects/{}/members", c.project),
-            json!({"user_id": user, "role": "administrator"}),
-        )
-        .await;
-    assert!(r.status.is_success(), "{}", r.body);
+    let (_, token) = s.administrator("ann", &c.project).await;
     vec![
         Surface {
             name: "native",
