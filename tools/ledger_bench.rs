@@ -250,8 +250,8 @@ fn mix(catalog: &Arc<Catalog>, ids: Vec<Vec<String>>) -> Script {
 }
 
 /// Creates and the lifecycle mix at every connection count against `targets`, with the
-/// stored bytes per event of each (`size` reads the store's size). Returns the head
-/// position at the end.
+/// stored bytes per event of each by every measure of `sizes` (a name, and a reading of
+/// the store's size). Returns the head position at the end.
 #[allow(clippy::too_many_arguments)]
 fn write_scenarios(
     report: &mut Report,
@@ -259,7 +259,7 @@ fn write_scenarios(
     o: &Options,
     label: &str,
     targets: &[SocketAddr],
-    size: &dyn Fn() -> u64,
+    sizes: &[(&str, &dyn Fn() -> u64)],
     ceiling: &[f64],
     peer: &[f64],
 ) -> anyhow::Result<u64> {
@@ -275,7 +275,7 @@ fn write_scenarios(
             script,
         )
     };
-    let (bytes0, head0) = (size(), node::head(rt, targets[0])?);
+    let (bytes0, head0) = (read_sizes(sizes), node::head(rt, targets[0])?);
     for (i, &conns) in o.conns.iter().enumerate() {
         let out = run(creates(&catalog, "c"), conns);
         let mut base = vec![("ceiling", ceiling[i])];
@@ -291,10 +291,10 @@ fn write_scenarios(
     }
     // The driver's completions of the creates land shortly after.
     std::thread::sleep(Duration::from_millis(500));
-    let (bytes1, head1) = (size(), node::head(rt, targets[0])?);
+    let (bytes1, head1) = (read_sizes(sizes), node::head(rt, targets[0])?);
     let max = o.conns.iter().copied().max().unwrap_or(1);
     let ids = mix_fleet(rt, targets, &catalog, max)?;
-    let (bytes2, head2) = (size(), node::head(rt, targets[0])?);
+    let (bytes2, head2) = (read_sizes(sizes), node::head(rt, targets[0])?);
     let script = mix(&catalog, ids);
     for &conns in &o.conns {
         let out = run(script.clone(), conns);
@@ -306,22 +306,28 @@ fn write_scenarios(
         );
     }
     std::thread::sleep(Duration::from_millis(500));
-    let (bytes3, head3) = (size(), node::head(rt, targets[0])?);
+    let (bytes3, head3) = (read_sizes(sizes), node::head(rt, targets[0])?);
     let per = |b: u64, a: u64, hb: u64, ha: u64| {
         round3((b.saturating_sub(a)) as f64 / (hb.saturating_sub(ha)).max(1) as f64)
     };
-    report.add(
-        "size",
-        format!("{label}: stored bytes per event"),
-        json!({
-            "creates": per(bytes1, bytes0, head1, head0),
-            "creates_events": head1 - head0,
-            "lifecycle_mix": per(bytes3, bytes2, head3, head2),
-            "mix_events": head3 - head2,
-            "whole_run": per(bytes3, 0, head3, 0),
-        }),
-    );
+    for (i, (measure, _)) in sizes.iter().enumerate() {
+        report.add(
+            "size",
+            format!("{label}: stored bytes per event, {measure}"),
+            json!({
+                "creates": per(bytes1[i], bytes0[i], head1, head0),
+                "creates_events": head1 - head0,
+                "lifecycle_mix": per(bytes3[i], bytes2[i], head3, head2),
+                "mix_events": head3 - head2,
+                "whole_run": per(bytes3[i], 0, head3, 0),
+            }),
+        );
+    }
     Ok(head3)
+}
+
+fn read_sizes(sizes: &[(&str, &dyn Fn() -> u64)]) -> Vec<u64> {
+    sizes.iter().map(|(_, size)| size()).collect()
 }
 
 fn http_figures(o: &load::Outcome) -> serde_json::Value {
@@ -547,14 +553,20 @@ fn main() -> anyhow::Result<()> {
     {
         let dir = scratch.path().join("redb");
         let node = Node::start(&rt, Store::Redb(&dir))?;
-        let size = || file_bytes(&dir);
+        let file = || file_bytes(&dir);
+        // Between phases the server is idle, so a copy of its file is a committed state.
+        let compacted = || compacted_bytes(&dir).map_or(0, |(bytes, _)| bytes);
+        let sizes: [(&str, &dyn Fn() -> u64); 2] = [
+            ("file growth (with the free pages of copy-on-write)", &file),
+            ("compacted (without free pages)", &compacted),
+        ];
         let events = write_scenarios(
             &mut report,
             &rt,
             &o,
             "redb",
             &[node.addr],
-            &size,
+            &sizes,
             &ceiling,
             &peer,
         )?;
@@ -564,13 +576,18 @@ fn main() -> anyhow::Result<()> {
             json!({"mib": node.peak_rss_mib().round()}),
         );
         node.stop()?;
+        let (_, tables) = compacted_bytes(&dir)?;
+        let per_event = |b: u64| round3(b as f64 / events.max(1) as f64);
+        // Where the bytes go: the log's own, and each projection's.
+        let by_table: serde_json::Map<String, serde_json::Value> = tables
+            .into_iter()
+            .filter(|(_, b)| *b > 0)
+            .map(|(name, b)| (name, per_event(b).into()))
+            .collect();
         report.add(
             "size",
-            "redb: bytes per event of the whole run, compacted (without free pages)",
-            json!({
-                "whole_run": round3(compacted_bytes(&dir)? as f64 / events.max(1) as f64),
-                "events": events,
-            }),
+            "redb: bytes per event of the whole run, by table",
+            serde_json::Value::Object(by_table),
         );
     }
     // The ledger on PostgreSQL, one node and three.
@@ -590,6 +607,7 @@ fn main() -> anyhow::Result<()> {
             }
             let targets: Vec<SocketAddr> = running.iter().map(|n| n.addr).collect();
             let size = || db.size().unwrap_or(0);
+            let sizes: [(&str, &dyn Fn() -> u64); 1] = [("database size", &size)];
             let label = format!("postgres, {nodes} node{}", if nodes > 1 { "s" } else { "" });
             write_scenarios(
                 &mut report,
@@ -597,7 +615,7 @@ fn main() -> anyhow::Result<()> {
                 &o,
                 &label,
                 &targets,
-                &size,
+                &sizes,
                 &ceiling,
                 &peer,
             )?;

@@ -8,6 +8,7 @@
 //! and answer pages through [`paging`], so the same log gives the same bytes everywhere.
 
 pub mod chain;
+pub mod compact;
 pub mod envelope;
 pub mod paging;
 pub mod postgres;

@@ -7,6 +7,7 @@
 use uuid::Uuid;
 
 use super::StoreError;
+use super::compact;
 use super::envelope::{Envelope, Payload};
 use crate::domain::catalog::Resource;
 use crate::domain::identity;
@@ -14,17 +15,20 @@ use crate::domain::instance::{self, Instance};
 use crate::domain::lifecycle::State;
 use crate::projection::{IndexKey, index};
 
-/// The tables one backend keeps for the projections, inside one write transaction. Reads
-/// see the transaction's own writes.
 /// The version of the projection logic. Bump it whenever the same log would project
 /// differently (new keys, new tables, a changed view): stores built by an older version
 /// are rebuilt at start-up ([`super::ensure_current_projections`]).
 /// 1: up to the restructuring; 2: resource name keys, address keys; 3: launch time and
 /// last fault in the instance state; 4: host name leases; 5: instance keys counted in
-/// the count history only (embedded store).
-pub const VERSION: u32 = 5;
+/// the count history only (embedded store); 6: instance views stored in the
+/// [`compact`] form, and (embedded store) per-version views keyed by position.
+pub const VERSION: u32 = 6;
 
+/// The tables one backend keeps for the projections, inside one write transaction. Reads
+/// see the transaction's own writes.
 pub(crate) trait ProjectionTables {
+    /// The instance's current view, in the [`compact`] form (as `put_instance` and
+    /// `record_version` are given it).
     fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
     fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError>;
     fn resource_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
@@ -48,8 +52,15 @@ pub(crate) trait ProjectionTables {
     /// The last position committed at `nanos` (event time in ns since the epoch).
     fn record_time(&mut self, nanos: i64, position: u64) -> Result<(), StoreError>;
     fn record_creation(&mut self, position: u64, id: Uuid) -> Result<(), StoreError>;
-    fn record_state_hash(&mut self, position: u64, hash: &[u8; 32]) -> Result<(), StoreError>;
-    fn record_version(&mut self, id: Uuid, position: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The instance's view after the event at `position` (compact), with the fleet's
+    /// state hash after it: both exist at exactly the positions of instance events.
+    fn record_version(
+        &mut self,
+        id: Uuid,
+        position: u64,
+        state_hash: &[u8; 32],
+        view: &[u8],
+    ) -> Result<(), StoreError>;
 }
 
 /// A count after one id more (`up`) or fewer carries its key; never below 0. Every
@@ -108,10 +119,9 @@ impl Projector {
         let id = env.stream_id;
         match payload {
             Payload::Instance(event) => {
-                let old_bytes = t.instance_bytes(id)?;
-                let old: Option<Instance> = old_bytes
-                    .as_deref()
-                    .map(|b| decode_json(&format!("instance {id}"), b))
+                let old: Option<Instance> = t
+                    .instance_bytes(id)?
+                    .map(|b| compact::decode(&format!("instance {id}"), &b))
                     .transpose()?;
                 let old_keys = old.as_ref().map(index::instance_keys).unwrap_or_default();
                 let old_unique = old
@@ -122,23 +132,25 @@ impl Projector {
                     t.put_short_id(spec.short_id.as_str(), id)?;
                     t.record_creation(env.position, id)?;
                 }
+                // The state hash is over JSON views; the stored view is compact.
+                let old_json = old.as_ref().map(encode_json).transpose()?;
                 let new = instance::evolve(old, id, event, env.version, env.at);
                 let new_keys = index::instance_keys(&new);
                 reindex(t, id, &old_keys, &new_keys, Some(env.position))?;
                 // Uniqueness keys answer "is this taken now"; they need no history.
                 reindex(t, id, &old_unique, &index::instance_unique_keys(&new), None)?;
-                let new_bytes = encode_json(&new)?;
-                // The fleet's state hash: a sum of per-instance hashes, so one instance
-                // changing updates it in constant time. Purged instances leave the fleet.
-                if let Some(b) = &old_bytes {
-                    self.state_hash.remove(id, b);
+                // The fleet's state hash: a sum of per-instance hashes over the views'
+                // JSON, so one instance changing updates it in constant time. Purged
+                // instances leave the fleet.
+                if let Some(old) = &old_json {
+                    self.state_hash.remove(id, old);
                 }
                 if new.state != State::Purged {
-                    self.state_hash.add(id, &new_bytes);
+                    self.state_hash.add(id, &encode_json(&new)?);
                 }
-                t.record_state_hash(env.position, &self.state_hash.to_bytes())?;
-                t.record_version(id, env.position, &new_bytes)?;
-                t.put_instance(id, &new_bytes)?;
+                let stored = compact::encode(&new);
+                t.record_version(id, env.position, &self.state_hash.to_bytes(), &stored)?;
+                t.put_instance(id, &stored)?;
                 Ok(Some(new))
             }
             Payload::Catalog(event) => {

@@ -280,7 +280,9 @@ fn damage_redb(file: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
 }
 
 const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
-const VERSIONS: redb::TableDefinition<(u128, u64), &[u8]> = redb::TableDefinition::new("versions");
+const VERSIONS: redb::TableDefinition<u64, &[u8]> =
+    redb::TableDefinition::new("versions_by_position");
+const CURRENT: redb::TableDefinition<u128, u64> = redb::TableDefinition::new("current_versions");
 const INDEX: redb::TableDefinition<(u32, u128), ()> = redb::TableDefinition::new("index_by_key");
 
 /// `verify` fails naming `at` (and a detail containing `kind`), exit code 1.
@@ -322,22 +324,28 @@ async fn verify_names_redb_damage_and_rebuild_repairs_only_projections() {
     let uuid = uuid::Uuid::parse_str(&id).expect("id").as_u128();
 
     // An altered projection row, then a missing one: named, and repaired by a rebuild.
-    // The instance's current view is its last recorded version.
+    // The instance's current view is the version its current-view entry points to.
     damage_redb(&file, |t| {
-        let mut table = t.open_table(VERSIONS).expect("versions");
-        let (key, mut row) = {
-            let last = table
-                .range((uuid, 0)..=(uuid, u64::MAX))
-                .expect("range")
-                .next_back()
-                .expect("a version")
-                .expect("row");
-            (last.0.value(), last.1.value().to_vec())
+        let position = {
+            let current = t.open_table(CURRENT).expect("current versions");
+            current
+                .get(uuid)
+                .expect("get")
+                .expect("a current view")
+                .value()
         };
-        row[5] ^= 0x01;
-        table.insert(key, row.as_slice()).expect("put");
+        let mut table = t.open_table(VERSIONS).expect("versions");
+        let mut row = table
+            .get(position)
+            .expect("get")
+            .expect("a version")
+            .value()
+            .to_vec();
+        // A byte of the view's id (after the 32-byte state hash and the format byte).
+        row[32 + 5] ^= 0x01;
+        table.insert(position, row.as_slice()).expect("put");
     });
-    assert_damage(&at, "projection versions", "differs");
+    assert_damage(&at, "projection versions_by_position", "differs");
     rebuild_ok(&at);
     damage_redb(&file, |t| {
         let mut table = t.open_table(INDEX).expect("index");

@@ -53,15 +53,27 @@ pub fn file_bytes(dir: &Path) -> u64 {
     std::fs::metadata(dir.join(instance_ledger::store::redb::FILE_NAME)).map_or(0, |m| m.len())
 }
 
-/// The size of a compacted copy of a stopped ledger's file: the data itself, without the
-/// free pages that copy-on-write commits leave in a growing file.
-pub fn compacted_bytes(dir: &Path) -> anyhow::Result<u64> {
+/// The size of a compacted copy of a ledger's file (stopped, or idle between commits):
+/// the data, without the free pages that copy-on-write commits leave in a growing file.
+/// With it, each table's share (its entries, B-tree metadata and unused page space).
+pub fn compacted_bytes(dir: &Path) -> anyhow::Result<(u64, Vec<(String, u64)>)> {
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
     let copy = dir.join("compacted.redb");
     std::fs::copy(dir.join(instance_ledger::store::redb::FILE_NAME), &copy)?;
     let mut db = redb::Database::open(&copy)?;
     db.compact()?;
+    let mut tables = Vec::new();
+    {
+        let read = db.begin_read()?;
+        for handle in read.list_tables()? {
+            let name = handle.name().to_string();
+            let stats = read.open_untyped_table(handle)?.stats()?;
+            let bytes = stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes();
+            tables.push((name, bytes));
+        }
+    }
     drop(db);
     let bytes = std::fs::metadata(&copy)?.len();
     std::fs::remove_file(&copy)?;
-    Ok(bytes)
+    Ok((bytes, tables))
 }

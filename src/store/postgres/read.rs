@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::super::compact;
 use super::super::envelope::Envelope;
 use super::super::projection::{StateHash, decode_json, time_key};
 use super::super::{Cut, Head, Ids, Snapshot, StoreError};
@@ -87,7 +88,9 @@ impl Snapshot for PgRead<'_> {
     }
 
     fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError> {
-        self.view("SELECT view FROM instances WHERE id = $1", id, "instance")
+        self.first("SELECT view FROM instances WHERE id = $1", &[&id])?
+            .map(|r| compact::decode(&format!("instance {id}"), r.get::<_, &[u8]>(0)))
+            .transpose()
     }
 
     fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError> {
@@ -162,7 +165,7 @@ impl Snapshot for PgRead<'_> {
         )?
         .map(|r| {
             let at: i64 = r.get(0);
-            decode_json(
+            compact::decode(
                 &format!("instance {id} at position {at}"),
                 r.get::<_, &[u8]>(1),
             )

@@ -9,6 +9,7 @@ use postgres::{Statement, Transaction};
 use uuid::Uuid;
 
 use super::super::chain::{Checked, follows};
+use super::super::compact;
 use super::super::envelope::{Envelope, NewEvent, Payload};
 use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json};
 use super::super::{Head, StoreError, WriteTxn};
@@ -254,13 +255,15 @@ impl ProjectionTables for PgWrite<'_, '_> {
         Ok(())
     }
 
-    fn record_state_hash(&mut self, position: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
-        self.buf.state_hashes.push((position, *hash));
-        Ok(())
-    }
-
-    fn record_version(&mut self, id: Uuid, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.buf.versions.push((id, position, bytes.to_vec()));
+    fn record_version(
+        &mut self,
+        id: Uuid,
+        position: u64,
+        state_hash: &[u8; 32],
+        view: &[u8],
+    ) -> Result<(), StoreError> {
+        self.buf.state_hashes.push((position, *state_hash));
+        self.buf.versions.push((id, position, view.to_vec()));
         Ok(())
     }
 }
@@ -268,7 +271,7 @@ impl ProjectionTables for PgWrite<'_, '_> {
 impl WriteTxn for PgWrite<'_, '_> {
     fn instance(&mut self, id: Uuid) -> Result<Option<Instance>, StoreError> {
         self.view(View::Instance, id)?
-            .map(|b| decode_json(&format!("instance {id}"), &b))
+            .map(|b| compact::decode(&format!("instance {id}"), &b))
             .transpose()
     }
 

@@ -156,8 +156,8 @@ impl Maintenance for RedbStore {
         compare(&read, &rebuilt, HISTORY)?;
         compare(&read, &rebuilt, COUNT_HISTORY)?;
         compare(&read, &rebuilt, TIMES)?;
-        compare(&read, &rebuilt, STATE_HASHES)?;
         compare(&read, &rebuilt, VERSIONS)?;
+        compare(&read, &rebuilt, CURRENT)?;
         Ok(report)
     }
 

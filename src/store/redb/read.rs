@@ -8,6 +8,7 @@ use ::redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::super::compact;
 use super::super::envelope::Envelope;
 use super::super::projection::{StateHash, decode_json, time_key};
 use super::super::{Cut, Head, Ids, Snapshot, StoreError};
@@ -18,7 +19,7 @@ use crate::domain::instance::Instance;
 
 pub(super) struct RedbRead {
     pub(super) txn: ReadTransaction,
-    keys: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
+    keys: OnceCell<ReadOnlyTable<[u8; 16], u32>>,
     /// Key numbers looked up in this snapshot (`None`: the key was never used).
     numbers: RefCell<HashMap<Vec<u8>, Option<u32>>>,
     index: OnceCell<ReadOnlyTable<(u32, u128), ()>>,
@@ -55,7 +56,7 @@ impl RedbRead {
             return Ok(*n);
         }
         let keys = cached(&self.keys, &self.txn, KEYS)?;
-        let n = keys.get(key).map_err(io)?.map(|g| g.value());
+        let n = keys.get(key_digest(key)).map_err(io)?.map(|g| g.value());
         self.numbers.borrow_mut().insert(key.to_vec(), n);
         Ok(n)
     }
@@ -181,12 +182,22 @@ impl Snapshot for RedbRead {
 
     fn instance_at(&self, id: Uuid, position: u64) -> Result<Option<Instance>, StoreError> {
         let versions = self.txn.open_table(VERSIONS).map_err(io)?;
-        match last_version_view(&versions, id.as_u128(), position)? {
-            Some((at, view)) => {
-                decode_json(&format!("instance {id} at position {at}"), &view).map(Some)
+        let current = self.txn.open_table(CURRENT).map_err(io)?;
+        let (at, view) = match current_view(&current, &versions, id.as_u128())? {
+            None => return Ok(None),
+            Some((at, view)) if at <= position => (at, view),
+            Some(_) => {
+                let streams = self.txn.open_table(STREAMS).map_err(io)?;
+                let Some(at) = last_event_at(&streams, id.as_u128(), position)? else {
+                    return Ok(None);
+                };
+                let row = versions.get(at).map_err(io)?.ok_or_else(|| {
+                    corrupt(format!("instance {id} at position {at}"), "missing view")
+                })?;
+                (at, split_version(at, row.value())?.1.to_vec())
             }
-            None => Ok(None),
-        }
+        };
+        compact::decode(&format!("instance {id} at position {at}"), &view).map(Some)
     }
 
     fn last_created(&self, position: u64) -> Result<Option<u128>, StoreError> {
@@ -246,10 +257,14 @@ impl Snapshot for RedbRead {
     }
 
     fn state_hash_at(&self, position: u64) -> Result<[u8; 32], StoreError> {
-        let hashes = self.txn.open_table(STATE_HASHES).map_err(io)?;
-        let last = hashes.range(..=position).map_err(io)?.next_back();
+        let versions = self.txn.open_table(VERSIONS).map_err(io)?;
+        let last = versions.range(..=position).map_err(io)?.next_back();
         match last {
-            Some(row) => Ok(StateHash::from_bytes(row.map_err(io)?.1.value()).to_bytes()),
+            Some(row) => {
+                let (at, row) = row.map_err(io)?;
+                let (hash, _) = split_version(at.value(), row.value())?;
+                Ok(StateHash::from_bytes(hash).to_bytes())
+            }
             None => Ok(StateHash::default().to_bytes()),
         }
     }

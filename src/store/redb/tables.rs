@@ -1,7 +1,8 @@
-//! The embedded store's tables and the layout of their keys. Values that are views are
-//! the JSON bytes the state hash commits to. Index keys (JSON arrays of arbitrary
-//! strings) are stored once, in [`KEYS`], and every index, count and history entry
-//! carries the key's number instead: entries are fixed-width tuples a fifth the size.
+//! The embedded store's tables and the layout of their keys. Instance views are stored
+//! in the compact form ([`super::super::compact`]); resource and user views are JSON.
+//! Index keys (JSON arrays of arbitrary strings) are numbered in [`KEYS`], and every
+//! index, count and history entry carries the key's number instead: entries are
+//! fixed-width tuples a fifth the size.
 
 use ::redb::{ReadTransaction, ReadableDatabase, TableDefinition};
 
@@ -18,9 +19,21 @@ pub(super) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::ne
 pub(super) const RESOURCES: TableDefinition<u128, &[u8]> = TableDefinition::new("resources");
 pub(super) const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 pub(super) const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids");
-/// Index key bytes -> its number, given in the order keys are first used (so a replay of
-/// the same log numbers them the same way).
-pub(super) const KEYS: TableDefinition<&[u8], u32> = TableDefinition::new("keys");
+/// An index key's digest ([`key_digest`]) -> its number, given in the order keys are
+/// first used (so a replay of the same log numbers them the same way). Keys are only
+/// ever looked up, never listed, so their bytes need not be kept: a name or host name
+/// key (with a customer's id in it) was 40 to 80 bytes, one per instance and rename.
+pub(super) const KEYS: TableDefinition<[u8; 16], u32> = TableDefinition::new("key_numbers");
+
+/// The first 128 bits of an index key's SHA-256: a collision is as likely as a random
+/// one among 2^64 keys.
+pub(super) fn key_digest(key: &[u8]) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let full: [u8; 32] = Sha256::digest(key).into();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
 /// (key, id) -> (): one sorted run of ids per key.
 pub(super) const INDEX: TableDefinition<(u32, u128), ()> = TableDefinition::new("index_by_key");
 /// Key -> how many ids carry it, for the keys without history (resources, users,
@@ -34,25 +47,34 @@ pub(super) const HISTORY: TableDefinition<(u32, u128, u64), u64> =
 /// (key, position) -> how many instances carried the key after that event.
 pub(super) const COUNT_HISTORY: TableDefinition<(u32, u64), u64> =
     TableDefinition::new("count_history_by_key");
-/// Tables of projection versions before 5 (index entries keyed by the key's bytes, and
-/// current instance views): only dropped, by the rebuild that upgrades such a store.
-pub(super) const LEGACY_TABLES: [&str; 5] = [
+/// Tables of projection versions before 6 (index entries keyed by the key's bytes,
+/// current instance views, JSON views keyed by instance and position, state hashes on
+/// their own, key numbers by the key's bytes): only dropped, by the rebuild that upgrades such a store.
+pub(super) const LEGACY_TABLES: [&str; 8] = [
     "instances",
     "index",
     "index_counts",
     "history",
     "count_history",
+    "versions",
+    "state_hashes",
+    "keys",
 ];
 /// Event time (ns since the epoch) -> the last position committed at that time.
 pub(super) const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
 /// Position -> the instance created there: ids grow with creation, so the last creation
 /// at or before P bounds every as-of scan at P.
 pub(super) const CREATIONS: TableDefinition<u64, u128> = TableDefinition::new("creations");
-/// Position -> the fleet's state hash after that event (written when an instance changes).
-pub(super) const STATE_HASHES: TableDefinition<u64, &[u8]> = TableDefinition::new("state_hashes");
-/// (instance id, position) -> the instance's view after that event: an as-of view is one
-/// seek instead of a fold over events scattered across the log.
-pub(super) const VERSIONS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("versions");
+/// Position of an instance event -> the fleet's state hash after it (32 bytes), then the
+/// instance's view after it (in the compact form): an as-of view is a seek instead of a
+/// fold over events scattered across the log. Keyed by position, the table only grows
+/// at its end, so its pages are full: keyed by instance, new versions landed all over the
+/// tree and left its pages about half empty.
+pub(super) const VERSIONS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("versions_by_position");
+/// Instance id -> the position of its current view in [`VERSIONS`]. (Which view held at
+/// an earlier position is found through [`STREAMS`], which maps versions to positions.)
+pub(super) const CURRENT: TableDefinition<u128, u64> = TableDefinition::new("current_versions");
 
 pub(super) const HEAD_KEY: &str = "head";
 /// The projection version that built the projections (u32, big endian); absent: 1.
@@ -139,24 +161,80 @@ pub(super) fn last_count(
     }
 }
 
-/// An instance's last recorded view at or before `position`, with the position it was
-/// recorded at.
-pub(super) fn last_version_view(
-    versions: &impl ::redb::ReadableTable<(u128, u64), &'static [u8]>,
+/// A version row's state hash and view.
+pub(super) fn split_version(position: u64, row: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
+    if row.len() < 32 {
+        return Err(corrupt(
+            format!("version at position {position}"),
+            "row shorter than its state hash",
+        ));
+    }
+    Ok(row.split_at(32))
+}
+
+/// An instance's current view (compact bytes), if it has one.
+pub(super) fn current_view(
+    current: &impl ::redb::ReadableTable<u128, u64>,
+    versions: &impl ::redb::ReadableTable<u64, &'static [u8]>,
+    id: u128,
+) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    let Some(position) = current.get(id).map_err(io)?.map(|g| g.value()) else {
+        return Ok(None);
+    };
+    let row = versions
+        .get(position)
+        .map_err(io)?
+        .ok_or_else(|| corrupt(format!("instance {id:032x}"), "its current view is missing"))?;
+    Ok(Some((
+        position,
+        split_version(position, row.value())?.1.to_vec(),
+    )))
+}
+
+/// The position of the last event of stream `id` at or before `position`: a binary search
+/// over its versions (numbered 1 to n without gaps, at growing positions).
+pub(super) fn last_event_at(
+    streams: &impl ::redb::ReadableTable<(u128, u64), u64>,
     id: u128,
     position: u64,
-) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-    match versions
-        .range((id, 0)..=(id, position))
+) -> Result<Option<u64>, StoreError> {
+    let at = |v: u64| -> Result<u64, StoreError> {
+        streams
+            .get((id, v))
+            .map_err(io)?
+            .map(|g| g.value())
+            .ok_or_else(|| {
+                corrupt(
+                    format!("stream {id:032x}"),
+                    format!("version {v} is missing"),
+                )
+            })
+    };
+    let Some(last) = streams
+        .range((id, 0)..=(id, u64::MAX))
         .map_err(io)?
         .next_back()
-    {
-        Some(row) => {
-            let (k, v) = row.map_err(io)?;
-            Ok(Some((k.value().1, v.value().to_vec())))
-        }
-        None => Ok(None),
+    else {
+        return Ok(None);
+    };
+    let (key, last_position) = last.map_err(io)?;
+    if last_position.value() <= position {
+        return Ok(Some(last_position.value()));
     }
+    // Versions lo..=hi: the answer is the last one at or before `position`, if any.
+    let (mut lo, mut hi) = (1, key.value().1.saturating_sub(1));
+    let mut found = None;
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        let p = at(mid)?;
+        if p <= position {
+            found = Some(p);
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(found)
 }
 
 /// Opens a read transaction on `db`.

@@ -7,6 +7,7 @@ use ::redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use uuid::Uuid;
 
 use super::super::chain::{Checked, follows};
+use super::super::compact;
 use super::super::envelope::{Envelope, NewEvent, Payload};
 use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json, shifted};
 use super::super::{Head, StoreError, WriteTxn};
@@ -20,7 +21,7 @@ pub(super) struct Tables<'t> {
     resources: Table<'t, u128, &'static [u8]>,
     users: Table<'t, u128, &'static [u8]>,
     short_ids: Table<'t, &'static str, u128>,
-    keys: Table<'t, &'static [u8], u32>,
+    keys: Table<'t, [u8; 16], u32>,
     /// Key numbers looked up or given in this transaction.
     key_numbers: HashMap<Vec<u8>, u32>,
     /// The number the next new key gets (keys are numbered 0, 1, 2, ...).
@@ -31,17 +32,21 @@ pub(super) struct Tables<'t> {
     count_history: Table<'t, (u32, u64), u64>,
     times: Table<'t, i64, u64>,
     creations: Table<'t, u64, u128>,
-    state_hashes: Table<'t, u64, &'static [u8]>,
-    versions: Table<'t, (u128, u64), &'static [u8]>,
+    versions: Table<'t, u64, &'static [u8]>,
+    current: Table<'t, u128, u64>,
+    /// The buffer a version row is put together in, kept to spare an allocation per event.
+    row: Vec<u8>,
 }
 
 /// Opens the projection tables, and a projector carrying the last recorded state hash.
 pub(super) fn open_projection(
     txn: &WriteTransaction,
 ) -> Result<(Tables<'_>, Projector), StoreError> {
-    let state_hashes = txn.open_table(STATE_HASHES).map_err(io)?;
-    let state_hash = match state_hashes.last().map_err(io)? {
-        Some((_, v)) => StateHash::from_bytes(v.value()),
+    let versions = txn.open_table(VERSIONS).map_err(io)?;
+    let state_hash = match versions.last().map_err(io)? {
+        Some((position, row)) => {
+            StateHash::from_bytes(split_version(position.value(), row.value())?.0)
+        }
         None => StateHash::default(),
     };
     let keys = txn.open_table(KEYS).map_err(io)?;
@@ -55,8 +60,9 @@ pub(super) fn open_projection(
         count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
         times: txn.open_table(TIMES).map_err(io)?,
         creations: txn.open_table(CREATIONS).map_err(io)?,
-        state_hashes,
-        versions: txn.open_table(VERSIONS).map_err(io)?,
+        versions,
+        current: txn.open_table(CURRENT).map_err(io)?,
+        row: Vec::new(),
         resources: txn.open_table(RESOURCES).map_err(io)?,
         users: txn.open_table(USERS).map_err(io)?,
         short_ids: txn.open_table(SHORT_IDS).map_err(io)?,
@@ -82,8 +88,8 @@ pub(super) fn drop_projection(txn: &WriteTransaction) -> Result<(), StoreError> 
     txn.delete_table(COUNT_HISTORY).map_err(io)?;
     txn.delete_table(TIMES).map_err(io)?;
     txn.delete_table(CREATIONS).map_err(io)?;
-    txn.delete_table(STATE_HASHES).map_err(io)?;
     txn.delete_table(VERSIONS).map_err(io)?;
+    txn.delete_table(CURRENT).map_err(io)?;
     Ok(())
 }
 
@@ -112,7 +118,11 @@ impl Tables<'_> {
         if let Some(n) = self.key_numbers.get(key) {
             return Ok(Some(*n));
         }
-        let found = self.keys.get(key).map_err(io)?.map(|g| g.value());
+        let found = self
+            .keys
+            .get(key_digest(key))
+            .map_err(io)?
+            .map(|g| g.value());
         if let Some(n) = found {
             self.key_numbers.insert(key.to_vec(), n);
         }
@@ -128,7 +138,7 @@ impl Tables<'_> {
         self.next_key = n
             .checked_add(1)
             .ok_or_else(|| corrupt("keys", "more index keys than numbers"))?;
-        self.keys.insert(key, n).map_err(io)?;
+        self.keys.insert(key_digest(key), n).map_err(io)?;
         self.key_numbers.insert(key.to_vec(), n);
         Ok(n)
     }
@@ -136,11 +146,11 @@ impl Tables<'_> {
 
 impl ProjectionTables for Tables<'_> {
     fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(last_version_view(&self.versions, id.as_u128(), u64::MAX)?.map(|(_, v)| v))
+        Ok(current_view(&self.current, &self.versions, id.as_u128())?.map(|(_, v)| v))
     }
 
-    /// The current view is the last per-version view, recorded just before: storing it
-    /// twice cost a kilobyte and a B-tree insert per event.
+    /// The current view is the last per-version view, recorded just before (and pointed
+    /// to by [`CURRENT`]): storing it twice cost a B-tree insert of its bytes per event.
     fn put_instance(&mut self, _id: Uuid, _bytes: &[u8]) -> Result<(), StoreError> {
         Ok(())
     }
@@ -248,17 +258,21 @@ impl ProjectionTables for Tables<'_> {
         Ok(())
     }
 
-    fn record_state_hash(&mut self, position: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
-        self.state_hashes
-            .insert(position, hash.as_slice())
-            .map_err(io)?;
-        Ok(())
-    }
-
-    fn record_version(&mut self, id: Uuid, position: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    /// One row: the state hash, then the view (the two share every position).
+    fn record_version(
+        &mut self,
+        id: Uuid,
+        position: u64,
+        state_hash: &[u8; 32],
+        view: &[u8],
+    ) -> Result<(), StoreError> {
+        self.row.clear();
+        self.row.extend_from_slice(state_hash);
+        self.row.extend_from_slice(view);
         self.versions
-            .insert((id.as_u128(), position), bytes)
+            .insert(position, self.row.as_slice())
             .map_err(io)?;
+        self.current.insert(id.as_u128(), position).map_err(io)?;
         Ok(())
     }
 }
@@ -300,8 +314,10 @@ impl RedbWrite<'_> {
 
 impl WriteTxn for RedbWrite<'_> {
     fn instance(&mut self, id: Uuid) -> Result<Option<Instance>, StoreError> {
-        let raw = self.projection.instance_bytes(id)?;
-        Self::decoded(raw, || format!("instance {id}"))
+        self.projection
+            .instance_bytes(id)?
+            .map(|raw| compact::decode(&format!("instance {id}"), &raw))
+            .transpose()
     }
 
     fn resource(&mut self, id: Uuid) -> Result<Option<Resource>, StoreError> {
