@@ -70,3 +70,8 @@ pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::fro
 pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 pub const CLIENT_DISCONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 pub const CONNECTIONS_PER_WORKER: usize = 10_000;
+
+/// Most entries the embedded store's write transaction keeps in each of its caches (key
+/// numbers, current counts): a live batch touches a few hundred keys, a rebuild's single
+/// transaction every key of the ledger.
+pub const PROJECTION_CACHE_ENTRIES: usize = 100_000;

@@ -21,15 +21,20 @@ use crate::projection::{IndexKey, index};
 /// 1: up to the restructuring; 2: resource name keys, address keys; 3: launch time and
 /// last fault in the instance state; 4: host name leases; 5: instance keys counted in
 /// the count history only (embedded store); 6: instance views stored in the
-/// [`compact`] form, and (embedded store) per-version views keyed by position.
-pub const VERSION: u32 = 6;
+/// [`compact`] form, and (embedded store) per-version views keyed by position; 7: the
+/// embedded store keeps each current view's state-hash term.
+pub const VERSION: u32 = 7;
+
+/// An instance's stored view (compact bytes) and, where the backend keeps it, its term of
+/// the state hash ([`StateHash::term`] of the view's JSON).
+pub(crate) type StoredView = (Vec<u8>, Option<[u8; 32]>);
 
 /// The tables one backend keeps for the projections, inside one write transaction. Reads
 /// see the transaction's own writes.
 pub(crate) trait ProjectionTables {
     /// The instance's current view, in the [`compact`] form (as `put_instance` and
-    /// `record_version` are given it).
-    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
+    /// `record_version` are given it), with its state-hash term if the backend keeps it.
+    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<StoredView>, StoreError>;
     fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError>;
     fn resource_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
     fn put_resource(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError>;
@@ -53,13 +58,15 @@ pub(crate) trait ProjectionTables {
     fn record_time(&mut self, nanos: i64, position: u64) -> Result<(), StoreError>;
     fn record_creation(&mut self, position: u64, id: Uuid) -> Result<(), StoreError>;
     /// The instance's view after the event at `position` (compact), with the fleet's
-    /// state hash after it: both exist at exactly the positions of instance events.
+    /// state hash after it (both exist at exactly the positions of instance events) and
+    /// the view's own term of that hash, for a backend that keeps it with the view.
     fn record_version(
         &mut self,
         id: Uuid,
         position: u64,
         state_hash: &[u8; 32],
         view: &[u8],
+        term: &[u8; 32],
     ) -> Result<(), StoreError>;
 }
 
@@ -119,10 +126,19 @@ impl Projector {
         let id = env.stream_id;
         match payload {
             Payload::Instance(event) => {
-                let old: Option<Instance> = t
-                    .instance_bytes(id)?
-                    .map(|b| compact::decode(&format!("instance {id}"), &b))
-                    .transpose()?;
+                // The state hash is over JSON views; the stored view is compact. A backend
+                // that keeps the current view's term spares encoding the old view.
+                let (old, old_term) = match t.instance_bytes(id)? {
+                    None => (None, None),
+                    Some((raw, term)) => {
+                        let old = compact::decode(&format!("instance {id}"), &raw)?;
+                        let term = match term {
+                            Some(term) => term,
+                            None => StateHash::term(id, &encode_json(&old)?),
+                        };
+                        (Some(old), Some(term))
+                    }
+                };
                 let old_keys = old.as_ref().map(index::instance_keys).unwrap_or_default();
                 let old_unique = old
                     .as_ref()
@@ -132,8 +148,6 @@ impl Projector {
                     t.put_short_id(spec.short_id.as_str(), id)?;
                     t.record_creation(env.position, id)?;
                 }
-                // The state hash is over JSON views; the stored view is compact.
-                let old_json = old.as_ref().map(encode_json).transpose()?;
                 let new = instance::evolve(old, id, event, env.version, env.at);
                 let new_keys = index::instance_keys(&new);
                 reindex(t, id, &old_keys, &new_keys, Some(env.position))?;
@@ -142,14 +156,21 @@ impl Projector {
                 // The fleet's state hash: a sum of per-instance hashes over the views'
                 // JSON, so one instance changing updates it in constant time. Purged
                 // instances leave the fleet.
-                if let Some(old) = &old_json {
-                    self.state_hash.remove(id, old);
+                if let Some(term) = &old_term {
+                    self.state_hash.remove_term(term);
                 }
+                let new_term = StateHash::term(id, &encode_json(&new)?);
                 if new.state != State::Purged {
-                    self.state_hash.add(id, &encode_json(&new)?);
+                    self.state_hash.add_term(&new_term);
                 }
                 let stored = compact::encode(&new);
-                t.record_version(id, env.position, &self.state_hash.to_bytes(), &stored)?;
+                t.record_version(
+                    id,
+                    env.position,
+                    &self.state_hash.to_bytes(),
+                    &stored,
+                    &new_term,
+                )?;
                 t.put_instance(id, &stored)?;
                 Ok(Some(new))
             }
@@ -212,25 +233,32 @@ fn reindex(
 pub struct StateHash([u64; 4]);
 
 impl StateHash {
-    fn term(id: Uuid, state: &[u8]) -> [u64; 4] {
+    /// One instance's share of the hash: SHA-256(id || state), as 32 bytes.
+    pub(crate) fn term(id: Uuid, state: &[u8]) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(id.as_bytes());
         h.update(state);
-        let d: [u8; 32] = h.finalize().into();
+        h.finalize().into()
+    }
+
+    fn limbs(term: &[u8; 32]) -> [u64; 4] {
         let mut limbs = [0u64; 4];
         for (i, limb) in limbs.iter_mut().enumerate() {
             let mut b = [0u8; 8];
-            b.copy_from_slice(&d[i * 8..i * 8 + 8]);
+            b.copy_from_slice(&term[i * 8..i * 8 + 8]);
             *limb = u64::from_le_bytes(b);
         }
         limbs
     }
 
     pub(crate) fn add(&mut self, id: Uuid, state: &[u8]) {
-        let t = Self::term(id, state);
+        self.add_term(&Self::term(id, state));
+    }
+
+    pub(crate) fn add_term(&mut self, term: &[u8; 32]) {
         let mut carry = 0u64;
-        for (limb, x) in self.0.iter_mut().zip(t) {
+        for (limb, x) in self.0.iter_mut().zip(Self::limbs(term)) {
             let (s1, c1) = limb.overflowing_add(x);
             let (s2, c2) = s1.overflowing_add(carry);
             *limb = s2;
@@ -238,10 +266,9 @@ impl StateHash {
         }
     }
 
-    pub(crate) fn remove(&mut self, id: Uuid, state: &[u8]) {
-        let t = Self::term(id, state);
+    pub(crate) fn remove_term(&mut self, term: &[u8; 32]) {
         let mut borrow = 0u64;
-        for (limb, x) in self.0.iter_mut().zip(t) {
+        for (limb, x) in self.0.iter_mut().zip(Self::limbs(term)) {
             let (d1, b1) = limb.overflowing_sub(x);
             let (d2, b2) = d1.overflowing_sub(borrow);
             *limb = d2;

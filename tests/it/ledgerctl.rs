@@ -282,7 +282,8 @@ fn damage_redb(file: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
 const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
 const VERSIONS: redb::TableDefinition<u64, &[u8]> =
     redb::TableDefinition::new("versions_by_position");
-const CURRENT: redb::TableDefinition<u128, u64> = redb::TableDefinition::new("current_versions");
+const CURRENT: redb::TableDefinition<u128, (u64, [u8; 32])> =
+    redb::TableDefinition::new("current_views");
 const INDEX: redb::TableDefinition<(u32, u128), ()> = redb::TableDefinition::new("index_by_key");
 
 /// `verify` fails naming `at` (and a detail containing `kind`), exit code 1.
@@ -327,12 +328,13 @@ async fn verify_names_redb_damage_and_rebuild_repairs_only_projections() {
     // The instance's current view is the version its current-view entry points to.
     damage_redb(&file, |t| {
         let position = {
-            let current = t.open_table(CURRENT).expect("current versions");
+            let current = t.open_table(CURRENT).expect("current views");
             current
                 .get(uuid)
                 .expect("get")
                 .expect("a current view")
                 .value()
+                .0
         };
         let mut table = t.open_table(VERSIONS).expect("versions");
         let mut row = table

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::super::chain::{Checked, follows};
 use super::super::compact;
 use super::super::envelope::{Envelope, NewEvent, Payload};
-use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json};
+use super::super::projection::{ProjectionTables, Projector, StateHash, StoredView, decode_json};
 use super::super::{Head, StoreError, WriteTxn};
 use super::buffer::{Buffer, Flush, View};
 use super::{Conn, PgStore, hash32, pg, pos, unpos};
@@ -170,8 +170,9 @@ impl PgWrite<'_, '_> {
 }
 
 impl ProjectionTables for PgWrite<'_, '_> {
-    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        self.view(View::Instance, id)
+    /// PostgreSQL keeps no state-hash terms: the projector computes the old one.
+    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<StoredView>, StoreError> {
+        Ok(self.view(View::Instance, id)?.map(|view| (view, None)))
     }
 
     fn put_instance(&mut self, id: Uuid, bytes: &[u8]) -> Result<(), StoreError> {
@@ -261,6 +262,7 @@ impl ProjectionTables for PgWrite<'_, '_> {
         position: u64,
         state_hash: &[u8; 32],
         view: &[u8],
+        _term: &[u8; 32],
     ) -> Result<(), StoreError> {
         self.buf.state_hashes.push((position, *state_hash));
         self.buf.versions.push((id, position, view.to_vec()));

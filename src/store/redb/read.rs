@@ -185,7 +185,7 @@ impl Snapshot for RedbRead {
         let current = self.txn.open_table(CURRENT).map_err(io)?;
         let (at, view) = match current_view(&current, &versions, id.as_u128())? {
             None => return Ok(None),
-            Some((at, view)) if at <= position => (at, view),
+            Some(c) if c.position <= position => (c.position, c.view),
             Some(_) => {
                 let streams = self.txn.open_table(STREAMS).map_err(io)?;
                 let Some(at) = last_event_at(&streams, id.as_u128(), position)? else {

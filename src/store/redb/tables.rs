@@ -47,10 +47,11 @@ pub(super) const HISTORY: TableDefinition<(u32, u128, u64), u64> =
 /// (key, position) -> how many instances carried the key after that event.
 pub(super) const COUNT_HISTORY: TableDefinition<(u32, u64), u64> =
     TableDefinition::new("count_history_by_key");
-/// Tables of projection versions before 6 (index entries keyed by the key's bytes,
+/// Tables of projection versions before 7 (index entries keyed by the key's bytes,
 /// current instance views, JSON views keyed by instance and position, state hashes on
-/// their own, key numbers by the key's bytes): only dropped, by the rebuild that upgrades such a store.
-pub(super) const LEGACY_TABLES: [&str; 8] = [
+/// their own, key numbers by the key's bytes, current views without their term): only
+/// dropped, by the rebuild that upgrades such a store.
+pub(super) const LEGACY_TABLES: [&str; 9] = [
     "instances",
     "index",
     "index_counts",
@@ -59,6 +60,7 @@ pub(super) const LEGACY_TABLES: [&str; 8] = [
     "versions",
     "state_hashes",
     "keys",
+    "current_versions",
 ];
 /// Event time (ns since the epoch) -> the last position committed at that time.
 pub(super) const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
@@ -72,9 +74,12 @@ pub(super) const CREATIONS: TableDefinition<u64, u128> = TableDefinition::new("c
 /// tree and left its pages about half empty.
 pub(super) const VERSIONS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("versions_by_position");
-/// Instance id -> the position of its current view in [`VERSIONS`]. (Which view held at
-/// an earlier position is found through [`STREAMS`], which maps versions to positions.)
-pub(super) const CURRENT: TableDefinition<u128, u64> = TableDefinition::new("current_versions");
+/// Instance id -> the position of its current view in [`VERSIONS`], and the view's term
+/// of the state hash (so the next event need not encode the old view as JSON to remove
+/// it). Which view held at an earlier position is found through [`STREAMS`], which maps
+/// versions to positions.
+pub(super) const CURRENT: TableDefinition<u128, (u64, [u8; 32])> =
+    TableDefinition::new("current_views");
 
 pub(super) const HEAD_KEY: &str = "head";
 /// The projection version that built the projections (u32, big endian); absent: 1.
@@ -172,23 +177,33 @@ pub(super) fn split_version(position: u64, row: &[u8]) -> Result<(&[u8], &[u8]),
     Ok(row.split_at(32))
 }
 
-/// An instance's current view (compact bytes), if it has one.
+/// An instance's current view: where it was recorded, its compact bytes, and its term
+/// of the state hash.
+pub(super) struct Current {
+    pub(super) position: u64,
+    pub(super) view: Vec<u8>,
+    pub(super) term: [u8; 32],
+}
+
+/// An instance's current view, if it has one.
 pub(super) fn current_view(
-    current: &impl ::redb::ReadableTable<u128, u64>,
+    current: &impl ::redb::ReadableTable<u128, (u64, [u8; 32])>,
     versions: &impl ::redb::ReadableTable<u64, &'static [u8]>,
     id: u128,
-) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-    let Some(position) = current.get(id).map_err(io)?.map(|g| g.value()) else {
+) -> Result<Option<Current>, StoreError> {
+    let Some((position, term)) = current.get(id).map_err(io)?.map(|g| g.value()) else {
         return Ok(None);
     };
     let row = versions
         .get(position)
         .map_err(io)?
         .ok_or_else(|| corrupt(format!("instance {id:032x}"), "its current view is missing"))?;
-    Ok(Some((
+    let view = split_version(position, row.value())?.1.to_vec();
+    Ok(Some(Current {
         position,
-        split_version(position, row.value())?.1.to_vec(),
-    )))
+        view,
+        term,
+    }))
 }
 
 /// The position of the last event of stream `id` at or before `position`: a binary search

@@ -9,12 +9,15 @@ use uuid::Uuid;
 use super::super::chain::{Checked, follows};
 use super::super::compact;
 use super::super::envelope::{Envelope, NewEvent, Payload};
-use super::super::projection::{ProjectionTables, Projector, StateHash, decode_json, shifted};
+use super::super::projection::{
+    ProjectionTables, Projector, StateHash, StoredView, decode_json, shifted,
+};
 use super::super::{Head, StoreError, WriteTxn};
 use super::tables::*;
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
 use crate::domain::instance::Instance;
+use crate::limits::PROJECTION_CACHE_ENTRIES;
 
 /// The projection tables of one write transaction, used by live appends and rebuilds.
 pub(super) struct Tables<'t> {
@@ -26,6 +29,10 @@ pub(super) struct Tables<'t> {
     key_numbers: HashMap<Vec<u8>, u32>,
     /// The number the next new key gets (keys are numbered 0, 1, 2, ...).
     next_key: u32,
+    /// The current count of instance keys read or written in this transaction: the keys
+    /// every creation moves (all, project, flavor, ...) would otherwise cost a seek for
+    /// their last count-history row per event.
+    counts_now: HashMap<u32, u64>,
     index: Table<'t, (u32, u128), ()>,
     counts: Table<'t, u32, u64>,
     history: Table<'t, (u32, u128, u64), u64>,
@@ -33,7 +40,7 @@ pub(super) struct Tables<'t> {
     times: Table<'t, i64, u64>,
     creations: Table<'t, u64, u128>,
     versions: Table<'t, u64, &'static [u8]>,
-    current: Table<'t, u128, u64>,
+    current: Table<'t, u128, (u64, [u8; 32])>,
     /// The buffer a version row is put together in, kept to spare an allocation per event.
     row: Vec<u8>,
 }
@@ -56,6 +63,7 @@ pub(super) fn open_projection(
         keys,
         key_numbers: HashMap::new(),
         next_key,
+        counts_now: HashMap::new(),
         history: txn.open_table(HISTORY).map_err(io)?,
         count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
         times: txn.open_table(TIMES).map_err(io)?,
@@ -113,6 +121,22 @@ impl Tables<'_> {
         }
     }
 
+    fn remember_number(&mut self, key: &[u8], number: u32) {
+        if self.key_numbers.len() >= PROJECTION_CACHE_ENTRIES {
+            self.key_numbers.clear();
+        }
+        self.key_numbers.insert(key.to_vec(), number);
+    }
+
+    /// Keeps a key's current count for the rest of the transaction (a rebuild's one long
+    /// transaction starts over when a cache is full).
+    fn remember_count(&mut self, key: u32, count: u64) {
+        if self.counts_now.len() >= PROJECTION_CACHE_ENTRIES {
+            self.counts_now.clear();
+        }
+        self.counts_now.insert(key, count);
+    }
+
     /// The key's number, if it was ever used.
     fn number(&mut self, key: &[u8]) -> Result<Option<u32>, StoreError> {
         if let Some(n) = self.key_numbers.get(key) {
@@ -124,7 +148,7 @@ impl Tables<'_> {
             .map_err(io)?
             .map(|g| g.value());
         if let Some(n) = found {
-            self.key_numbers.insert(key.to_vec(), n);
+            self.remember_number(key, n);
         }
         Ok(found)
     }
@@ -139,14 +163,15 @@ impl Tables<'_> {
             .checked_add(1)
             .ok_or_else(|| corrupt("keys", "more index keys than numbers"))?;
         self.keys.insert(key_digest(key), n).map_err(io)?;
-        self.key_numbers.insert(key.to_vec(), n);
+        self.remember_number(key, n);
         Ok(n)
     }
 }
 
 impl ProjectionTables for Tables<'_> {
-    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(current_view(&self.current, &self.versions, id.as_u128())?.map(|(_, v)| v))
+    fn instance_bytes(&mut self, id: Uuid) -> Result<Option<StoredView>, StoreError> {
+        Ok(current_view(&self.current, &self.versions, id.as_u128())?
+            .map(|c| (c.view, Some(c.term))))
     }
 
     /// The current view is the last per-version view, recorded just before (and pointed
@@ -202,10 +227,13 @@ impl ProjectionTables for Tables<'_> {
         let k = self.numbered(key)?;
         match history {
             Some(position) => {
-                let now = last_count(&self.count_history, k, u64::MAX)?;
-                self.count_history
-                    .insert((k, position), shifted(now, up))
-                    .map_err(io)?;
+                let now = match self.counts_now.get(&k) {
+                    Some(n) => *n,
+                    None => last_count(&self.count_history, k, u64::MAX)?,
+                };
+                let next = shifted(now, up);
+                self.count_history.insert((k, position), next).map_err(io)?;
+                self.remember_count(k, next);
             }
             None => {
                 let now = self.counts.get(k).map_err(io)?.map(|g| g.value());
@@ -265,6 +293,7 @@ impl ProjectionTables for Tables<'_> {
         position: u64,
         state_hash: &[u8; 32],
         view: &[u8],
+        term: &[u8; 32],
     ) -> Result<(), StoreError> {
         self.row.clear();
         self.row.extend_from_slice(state_hash);
@@ -272,7 +301,9 @@ impl ProjectionTables for Tables<'_> {
         self.versions
             .insert(position, self.row.as_slice())
             .map_err(io)?;
-        self.current.insert(id.as_u128(), position).map_err(io)?;
+        self.current
+            .insert(id.as_u128(), (position, *term))
+            .map_err(io)?;
         Ok(())
     }
 }
@@ -316,7 +347,7 @@ impl WriteTxn for RedbWrite<'_> {
     fn instance(&mut self, id: Uuid) -> Result<Option<Instance>, StoreError> {
         self.projection
             .instance_bytes(id)?
-            .map(|raw| compact::decode(&format!("instance {id}"), &raw))
+            .map(|(raw, _)| compact::decode(&format!("instance {id}"), &raw))
             .transpose()
     }
 
