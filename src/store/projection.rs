@@ -22,8 +22,9 @@ use crate::projection::{IndexKey, index};
 /// last fault in the instance state; 4: host name leases; 5: instance keys counted in
 /// the count history only (embedded store); 6: instance views stored in the
 /// [`compact`] form, and (embedded store) per-version views keyed by position; 7: the
-/// embedded store keeps each current view's state-hash term.
-pub const VERSION: u32 = 7;
+/// embedded store keeps each current view's state-hash term; 8: PostgreSQL's index
+/// tables hold key digests ([`key_digest`]) instead of key bytes.
+pub const VERSION: u32 = 8;
 
 /// An instance's stored view (compact bytes) and, where the backend keeps it, its term of
 /// the state hash ([`StateHash::term`] of the view's JSON).
@@ -68,6 +69,18 @@ pub(crate) trait ProjectionTables {
         view: &[u8],
         term: &[u8; 32],
     ) -> Result<(), StoreError>;
+}
+
+/// What both backends store for an index key: the first 128 bits of its SHA-256. Keys
+/// are only ever compared for equality, never listed or scanned by prefix, so their
+/// bytes (JSON arrays of up to hundreds of bytes, a customer's id in a host name key)
+/// need not be kept; a collision is as likely as a random one among 2^64 keys.
+pub(crate) fn key_digest(key: &[u8]) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let full: [u8; 32] = Sha256::digest(key).into();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
 }
 
 /// A count after one id more (`up`) or fewer carries its key; never below 0. Every

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::super::compact;
 use super::super::envelope::Envelope;
-use super::super::projection::{StateHash, decode_json, time_key};
+use super::super::projection::{StateHash, decode_json, key_digest, time_key};
 use super::super::{Cut, Head, Ids, Snapshot, StoreError};
 use super::{Conn, PgStore, corrupt, hash32, pg, pos, unpos};
 use crate::domain::catalog::Resource;
@@ -134,6 +134,8 @@ impl Snapshot for PgRead<'_> {
     }
 
     fn run(&self, key: &[u8], from: u128, limit: usize) -> Ids {
+        let key = key_digest(key);
+        let key = key.as_slice();
         Ok(Self::ids(self.query(
             "SELECT id FROM index_entries WHERE key = $1 AND id >= $2 ORDER BY id LIMIT $3",
             &[&key, &Uuid::from_u128(from), &limit_param(limit)],
@@ -141,6 +143,8 @@ impl Snapshot for PgRead<'_> {
     }
 
     fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
+        let key = key_digest(key);
+        let key = key.as_slice();
         Ok(self
             .first("SELECT count FROM index_counts WHERE key = $1", &[&key])?
             .map(|r| unpos(r.get(0)))
@@ -183,6 +187,8 @@ impl Snapshot for PgRead<'_> {
     }
 
     fn run_at(&self, key: &[u8], from: u128, cut: Cut, limit: usize) -> Ids {
+        let key = key_digest(key);
+        let key = key.as_slice();
         let Cut { position, last } = cut;
         if from > last {
             return Ok(vec![]);
@@ -202,6 +208,8 @@ impl Snapshot for PgRead<'_> {
     }
 
     fn count_at(&self, key: &[u8], position: u64) -> Result<u64, StoreError> {
+        let key = key_digest(key);
+        let key = key.as_slice();
         Ok(self
             .first(
                 "SELECT count FROM count_history WHERE key = $1 AND position <= $2

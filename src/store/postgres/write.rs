@@ -11,7 +11,9 @@ use uuid::Uuid;
 use super::super::chain::{Checked, follows};
 use super::super::compact;
 use super::super::envelope::{Envelope, NewEvent, Payload};
-use super::super::projection::{ProjectionTables, Projector, StateHash, StoredView, decode_json};
+use super::super::projection::{
+    ProjectionTables, Projector, StateHash, StoredView, decode_json, key_digest,
+};
 use super::super::{Head, StoreError, WriteTxn};
 use super::buffer::{Buffer, Flush, View};
 use super::{Conn, PgStore, hash32, pg, pos, unpos};
@@ -204,11 +206,15 @@ impl ProjectionTables for PgWrite<'_, '_> {
     }
 
     fn index_add(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
+        let key = key_digest(key);
+        let key = key.as_slice();
         self.buf.index.insert((key.to_vec(), id), true);
         Ok(())
     }
 
     fn index_remove(&mut self, key: &[u8], id: Uuid) -> Result<(), StoreError> {
+        let key = key_digest(key);
+        let key = key.as_slice();
         self.buf.index.insert((key.to_vec(), id), false);
         Ok(())
     }
@@ -219,16 +225,22 @@ impl ProjectionTables for PgWrite<'_, '_> {
         up: bool,
         history: Option<u64>,
     ) -> Result<(), StoreError> {
+        let key = key_digest(key);
+        let key = key.as_slice();
         self.buf.count_moves.push((key.to_vec(), up, history));
         Ok(())
     }
 
     fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        let key = key_digest(key);
+        let key = key.as_slice();
         self.buf.opened.insert((key.to_vec(), id, position), None);
         Ok(())
     }
 
     fn close_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError> {
+        let key = key_digest(key);
+        let key = key.as_slice();
         // An interval this batch opened is closed in the buffer; otherwise the one open in
         // the table is closed at the flush.
         let lo = (key.to_vec(), id, 0);
@@ -290,6 +302,8 @@ impl WriteTxn for PgWrite<'_, '_> {
     }
 
     fn first_with(&mut self, key: &[u8]) -> Result<Option<Uuid>, StoreError> {
+        let key = key_digest(key);
+        let key = key.as_slice();
         let mut removed = HashSet::new();
         let mut best: Option<Uuid> = None;
         for ((k, id), present) in &self.buf.index {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::super::compact;
 use super::super::envelope::Envelope;
-use super::super::projection::{StateHash, decode_json, time_key};
+use super::super::projection::{StateHash, decode_json, key_digest, time_key};
 use super::super::{Cut, Head, Ids, Snapshot, StoreError};
 use super::tables::*;
 use crate::domain::catalog::Resource;

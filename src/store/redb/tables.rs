@@ -19,21 +19,12 @@ pub(super) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::ne
 pub(super) const RESOURCES: TableDefinition<u128, &[u8]> = TableDefinition::new("resources");
 pub(super) const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 pub(super) const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids");
-/// An index key's digest ([`key_digest`]) -> its number, given in the order keys are
+/// An index key's digest ([`key_digest`](super::super::projection::key_digest)) -> its number, given in the order keys are
 /// first used (so a replay of the same log numbers them the same way). Keys are only
 /// ever looked up, never listed, so their bytes need not be kept: a name or host name
 /// key (with a customer's id in it) was 40 to 80 bytes, one per instance and rename.
 pub(super) const KEYS: TableDefinition<[u8; 16], u32> = TableDefinition::new("key_numbers");
 
-/// The first 128 bits of an index key's SHA-256: a collision is as likely as a random
-/// one among 2^64 keys.
-pub(super) fn key_digest(key: &[u8]) -> [u8; 16] {
-    use sha2::{Digest, Sha256};
-    let full: [u8; 32] = Sha256::digest(key).into();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&full[..16]);
-    out
-}
 /// (key, id) -> (): one sorted run of ids per key.
 pub(super) const INDEX: TableDefinition<(u32, u128), ()> = TableDefinition::new("index_by_key");
 /// Key -> how many ids carry it, for the keys without history (resources, users,

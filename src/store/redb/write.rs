@@ -10,7 +10,7 @@ use super::super::chain::{Checked, follows};
 use super::super::compact;
 use super::super::envelope::{Envelope, NewEvent, Payload};
 use super::super::projection::{
-    ProjectionTables, Projector, StateHash, StoredView, decode_json, shifted,
+    ProjectionTables, Projector, StateHash, StoredView, decode_json, key_digest, shifted,
 };
 use super::super::{Head, StoreError, WriteTxn};
 use super::tables::*;
