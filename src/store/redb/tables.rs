@@ -132,13 +132,19 @@ pub(super) fn encode_head(head: &Head) -> Vec<u8> {
 
 /// The stored record of an event: its hash, then its bytes.
 pub(super) fn split_record(pos: u64, stored: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
-    if stored.len() < 32 {
-        return Err(corrupt(
-            format!("position {pos}"),
-            "record shorter than its hash",
-        ));
+    split_hash(format!("position {pos}"), "record", stored)
+}
+
+/// A row that starts with a 32-byte hash: the hash, then the rest.
+fn split_hash<'a>(
+    at: String,
+    what: &str,
+    row: &'a [u8],
+) -> Result<(&'a [u8], &'a [u8]), StoreError> {
+    if row.len() < 32 {
+        return Err(corrupt(at, format!("{what} shorter than its hash")));
     }
-    Ok(stored.split_at(32))
+    Ok(row.split_at(32))
 }
 
 /// The count recorded for key number `key` at or before `position` (0 if none).
@@ -159,13 +165,7 @@ pub(super) fn last_count(
 
 /// A version row's state hash and view.
 pub(super) fn split_version(position: u64, row: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
-    if row.len() < 32 {
-        return Err(corrupt(
-            format!("version at position {position}"),
-            "row shorter than its state hash",
-        ));
-    }
-    Ok(row.split_at(32))
+    split_hash(format!("version at position {position}"), "row", row)
 }
 
 /// An instance's current view: where it was recorded, its compact bytes, and its term
