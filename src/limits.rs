@@ -75,3 +75,8 @@ pub const CONNECTIONS_PER_WORKER: usize = 10_000;
 /// numbers, current counts): a live batch touches a few hundred keys, a rebuild's single
 /// transaction every key of the ledger.
 pub const PROJECTION_CACHE_ENTRIES: usize = 100_000;
+
+/// Most read connections one PostgreSQL node keeps open (snapshots, driver claims), a
+/// soft bound (see `store::postgres::pool`). Three nodes with their writers and
+/// listeners stay under PostgreSQL's default 100 connections.
+pub const POSTGRES_READERS: usize = 24;

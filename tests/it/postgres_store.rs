@@ -112,3 +112,73 @@ fn a_conflicting_batch_is_decided_again_against_fresh_state() {
     );
     assert_eq!(snap.head().expect("head").position, 1);
 }
+
+on_postgres!(#[test] fn a_burst_of_reads_stays_within_the_reader_pool);
+/// A hundred snapshots taken at once by as many threads share the node's bounded pool of
+/// read connections: the database never sees more than the bound (plus the writer's
+/// and the listener's connections), and every read is served.
+fn a_burst_of_reads_stays_within_the_reader_pool() {
+    use instance_ledger::limits::POSTGRES_READERS;
+    use instance_ledger::store::EventStore;
+    use instance_ledger::store::postgres::PgStore;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    use std::time::Duration;
+
+    const READERS: usize = 100;
+    let dir = tempfile::tempdir().expect("dir");
+    let url = crate::harness::postgres::database_for(dir.path());
+    let name = crate::harness::postgres::database_name(dir.path());
+    let store = Arc::new(PgStore::connect(&url, Duration::ZERO).expect("connect"));
+    let done = Arc::new(AtomicBool::new(false));
+    let most = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (done, most) = (done.clone(), most.clone());
+        std::thread::spawn(move || {
+            crate::harness::postgres::admin(move |c| {
+                while !done.load(Ordering::SeqCst) {
+                    let row = c
+                        .query_one(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                            &[&name],
+                        )
+                        .expect("count connections");
+                    let n = usize::try_from(row.get::<_, i64>(0)).expect("a count");
+                    most.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        })
+    };
+    let start = Arc::new(Barrier::new(READERS));
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (store, start) = (store.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let snap = store.read().expect("a snapshot");
+                let head = snap.head().expect("the head");
+                // Held a moment, so the burst overlaps.
+                std::thread::sleep(Duration::from_millis(30));
+                head.position
+            })
+        })
+        .collect();
+    for r in readers {
+        assert_eq!(r.join().expect("reader"), 0, "an empty ledger's head");
+    }
+    done.store(true, Ordering::SeqCst);
+    sampler.join().expect("sampler");
+    let most = most.load(Ordering::SeqCst);
+    // The writer's connection and the commit listener come on top of the readers.
+    assert!(
+        most <= POSTGRES_READERS + 2,
+        "{most} connections for {READERS} concurrent reads (bound {POSTGRES_READERS})"
+    );
+    assert!(
+        most > 2,
+        "the burst used several connections at once: {most}"
+    );
+    drop(store);
+    crate::harness::postgres::drop_database_for(dir.path());
+}

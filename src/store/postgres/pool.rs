@@ -1,4 +1,4 @@
-//! The node's read connections: a pool bounded at [`MAX_READERS`], so a burst of
+//! The node's read connections: a pool bounded at [`POSTGRES_READERS`], so a burst of
 //! requests waits a moment for a connection instead of opening (and, past the idle
 //! ones, closing again) one PostgreSQL backend per request, and several nodes stay
 //! within the server's connection limit. Every reader connection carries a [`Permit`]
@@ -8,11 +8,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::Conn;
+use crate::limits::POSTGRES_READERS;
 use crate::store::StoreError;
 
-/// Most read connections one node keeps open (snapshots, driver claims). Three nodes
-/// with their writers and listeners stay under PostgreSQL's default 100.
-pub(super) const MAX_READERS: usize = 24;
 /// How long a caller waits for a free connection before opening one past the bound: a
 /// soft bound, so code that holds one snapshot while taking another cannot deadlock.
 const WAIT_FOR_READER: Duration = Duration::from_secs(1);
@@ -83,7 +81,7 @@ impl ReaderPool {
                     }
                     break Taken::Idle(Box::new(conn));
                 }
-                if state.open < MAX_READERS || waited {
+                if state.open < POSTGRES_READERS || waited {
                     state.open += 1;
                     break Taken::Open(Permit {
                         pool: self.clone(),
