@@ -637,6 +637,11 @@ fn main() -> anyhow::Result<()> {
     for (path, instances) in [(&small, o.read_instances), (&large, o.instances)] {
         let node = Node::start(&rt, Store::Redb(path))?;
         reads::reads(&mut report, &rt, &o, node.addr, instances)?;
+        report.add(
+            "memory",
+            format!("redb: peak RSS, reads at {instances} instances"),
+            json!({"mib": node.peak_rss_mib().round()}),
+        );
         node.stop()?;
     }
     {
