@@ -80,3 +80,8 @@ pub const PROJECTION_CACHE_ENTRIES: usize = 100_000;
 /// soft bound (see `store::postgres::pool`). Three nodes with their writers and
 /// listeners stay under PostgreSQL's default 100 connections.
 pub const POSTGRES_READERS: usize = 24;
+
+/// How many ids of a filter's smallest run one read takes while a list's `total` is
+/// counted (the ids of each chunk are then looked up in the other filters' runs): one
+/// range per chunk instead of a seek per id, and a bounded buffer whatever the run's size.
+pub const TOTAL_CHUNK_IDS: usize = 1024;

@@ -166,6 +166,10 @@ pub trait Snapshot {
     }
     /// How many ids carry `key` (a maintained count).
     fn count(&self, key: &[u8]) -> Result<u64, StoreError>;
+    /// Whether `id` carries `key` (a backend with a cheaper point lookup says so).
+    fn contains(&self, key: &[u8], id: u128) -> Result<bool, StoreError> {
+        Ok(self.seek(key, id)? == Some(id))
+    }
 
     // As-of reads: the state after every event up to and including `position`.
 
@@ -185,6 +189,10 @@ pub trait Snapshot {
     }
     /// How many instances carried `key` after `position`.
     fn count_at(&self, key: &[u8], position: u64) -> Result<u64, StoreError>;
+    /// Whether `id` carried `key` at the cut.
+    fn contains_at(&self, key: &[u8], id: u128, cut: Cut) -> Result<bool, StoreError> {
+        Ok(self.seek_at(key, id, cut)? == Some(id))
+    }
     /// The stored hash of the event at `position`.
     fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError>;
     /// The fleet's state hash after `position`.

@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use super::{Cut, Snapshot, StoreError};
+use crate::limits::TOTAL_CHUNK_IDS;
 use crate::projection::{IndexKey, Page};
 
 /// The first id a page after `after` may hold; `None` when nothing can follow (the
@@ -68,13 +69,57 @@ pub fn paged(mut ids: Vec<u128>, limit: usize, total: u64) -> Page {
     }
 }
 
-/// One key: the maintained count. Several: the size of the intersection, which costs in
-/// proportion to the smallest run rather than the fleet.
+/// The size of an intersection of several runs: the smallest run (by its maintained
+/// count) is read in chunks and each of its ids is looked up in the other runs, the most
+/// selective first. Exact, and in proportion to the smallest run rather than the fleet;
+/// a sequential read and a point lookup per id cost about half of what the leapfrog's two
+/// seeks per id did.
+fn intersection_size(
+    keys: &[IndexKey],
+    count: impl Fn(&[u8]) -> Result<u64, StoreError>,
+    chunk: impl Fn(&[u8], u128) -> Result<Vec<u128>, StoreError>,
+    contains: impl Fn(&[u8], u128) -> Result<bool, StoreError>,
+) -> Result<u64, StoreError> {
+    let mut by_count = Vec::with_capacity(keys.len());
+    for key in keys {
+        by_count.push((count(key)?, key));
+    }
+    by_count.sort();
+    let Some(((_, smallest), others)) = by_count.split_first() else {
+        return Ok(0);
+    };
+    let mut total = 0u64;
+    let mut from = 0u128;
+    loop {
+        let ids = chunk(smallest, from)?;
+        for id in &ids {
+            let mut everywhere = true;
+            for (_, key) in others {
+                if !contains(key, *id)? {
+                    everywhere = false;
+                    break;
+                }
+            }
+            total += u64::from(everywhere);
+        }
+        match ids.last().and_then(|last| last.checked_add(1)) {
+            Some(next) if ids.len() >= TOTAL_CHUNK_IDS => from = next,
+            _ => return Ok(total),
+        }
+    }
+}
+
+/// One key: the maintained count. Several: the size of the intersection.
 fn total<S: Snapshot + ?Sized>(snap: &S, keys: &[IndexKey]) -> Result<u64, StoreError> {
     match keys {
         [] => Ok(0),
         [one] => snap.count(one),
-        many => Ok(intersect(many, 0, usize::MAX, |k, t| snap.seek(k, t))?.len() as u64),
+        many => intersection_size(
+            many,
+            |k| snap.count(k),
+            |k, from| snap.run(k, from, TOTAL_CHUNK_IDS),
+            |k, id| snap.contains(k, id),
+        ),
     }
 }
 
@@ -114,7 +159,12 @@ pub fn page_at<S: Snapshot + ?Sized>(
     let total = match keys {
         [] => 0,
         [one] => snap.count_at(one, position)?,
-        many => intersect(many, 0, usize::MAX, seek)?.len() as u64,
+        many => intersection_size(
+            many,
+            |k| snap.count_at(k, position),
+            |k, from| snap.run_at(k, from, cut, TOTAL_CHUNK_IDS),
+            |k, id| snap.contains_at(k, id, cut),
+        )?,
     };
     Ok(paged(ids, limit, total))
 }
@@ -135,6 +185,51 @@ mod tests {
         assert_eq!(intersect(&keys, 0, 10, seek).ok(), Some(vec![3, 7, 9]));
         let seek = runs(&[&[1, 3, 5, 7, 9], &[2, 3, 4, 7, 9, 11]]);
         assert_eq!(intersect(&keys, 4, 1, seek).ok(), Some(vec![7]));
+    }
+
+    #[test]
+    fn intersection_size_counts_the_common_ids_across_chunks() {
+        // Runs longer than a chunk, ending at the largest id, and one key never used.
+        let mut sets: Vec<Vec<u128>> = (2..=4u128)
+            .map(|m| {
+                (1..=5 * TOTAL_CHUNK_IDS as u128)
+                    .filter(|i| i % m == 0)
+                    .collect()
+            })
+            .collect();
+        for set in &mut sets {
+            set.push(u128::MAX);
+        }
+        sets.push(Vec::new());
+        let count = |k: &[u8]| Ok(sets[k[0] as usize].len() as u64);
+        let chunk = |k: &[u8], from: u128| {
+            Ok(sets[k[0] as usize]
+                .iter()
+                .copied()
+                .filter(|id| *id >= from)
+                .take(TOTAL_CHUNK_IDS)
+                .collect())
+        };
+        let contains = |k: &[u8], id: u128| Ok(sets[k[0] as usize].contains(&id));
+        let size = |keys: &[IndexKey]| intersection_size(keys, count, chunk, contains).ok();
+        let common = |of: &[usize]| {
+            sets[of[0]]
+                .iter()
+                .filter(|id| of.iter().all(|k| sets[*k].contains(id)))
+                .count() as u64
+        };
+        for of in [
+            vec![0, 1],
+            vec![1, 0],
+            vec![0, 2],
+            vec![0, 1, 2],
+            vec![2, 1, 0],
+        ] {
+            let keys: Vec<IndexKey> = of.iter().map(|k| vec![*k as u8]).collect();
+            assert_eq!(size(&keys), Some(common(&of)), "keys {of:?}");
+        }
+        assert_eq!(size(&[vec![0], vec![3]]), Some(0));
+        assert_eq!(common(&[0, 1]), (5 * TOTAL_CHUNK_IDS as u64) / 6 + 1);
     }
 
     #[test]

@@ -171,6 +171,15 @@ impl Snapshot for RedbRead {
         last_count(&history, k, u64::MAX)
     }
 
+    /// A point lookup: a range would cost a second descent for its upper bound.
+    fn contains(&self, key: &[u8], id: u128) -> Result<bool, StoreError> {
+        let Some(k) = self.number(key)? else {
+            return Ok(false);
+        };
+        let index = cached(&self.index, &self.txn, INDEX)?;
+        Ok(index.get((k, id)).map_err(io)?.is_some())
+    }
+
     fn position_at(&self, at: DateTime<Utc>) -> Result<u64, StoreError> {
         let times = self.txn.open_table(TIMES).map_err(io)?;
         let last = times.range(..=time_key(at)).map_err(io)?.next_back();
@@ -234,6 +243,26 @@ impl Snapshot for RedbRead {
             }
         }
         Ok(out)
+    }
+
+    /// Only the id's last interval opened at or before the position can hold it (an id's
+    /// intervals under one key never overlap), so one step back from the position decides.
+    fn contains_at(&self, key: &[u8], id: u128, cut: Cut) -> Result<bool, StoreError> {
+        if id > cut.last {
+            return Ok(false);
+        }
+        let Some(k) = self.number(key)? else {
+            return Ok(false);
+        };
+        let history = cached(&self.history, &self.txn, HISTORY)?;
+        let last = history
+            .range((k, id, 0)..=(k, id, cut.position))
+            .map_err(io)?
+            .next_back();
+        match last {
+            None => Ok(false),
+            Some(row) => Ok(cut.position < row.map_err(io)?.1.value()),
+        }
     }
 
     fn count_at(&self, key: &[u8], position: u64) -> Result<u64, StoreError> {
