@@ -229,3 +229,56 @@ pub fn bare_redb(dir: &Path, events: u64, value: &[u8]) -> anyhow::Result<f64> {
     std::fs::remove_file(&path)?;
     Ok(rate)
 }
+
+const KEYED: redb::TableDefinition<[u8; 16], u32> = redb::TableDefinition::new("keyed");
+const APPENDED: redb::TableDefinition<u64, u32> = redb::TableDefinition::new("appended");
+
+/// What a durable commit of `per_commit` small inserts costs when their keys are random
+/// 16-byte digests landing all over a table of `entries` (the pages a creation's new key
+/// numbers dirty), against the same inserts appended at the end of a table: (random ms,
+/// appended ms) per commit, over `commits` commits each.
+pub fn random_vs_appended(
+    dir: &Path,
+    entries: u64,
+    per_commit: u64,
+    commits: u64,
+) -> anyhow::Result<(f64, f64)> {
+    let path = dir.join("keyed.redb");
+    let db = redb::Database::create(&path)?;
+    let txn = db.begin_write()?;
+    {
+        let mut keyed = txn.open_table(KEYED)?;
+        let mut appended = txn.open_table(APPENDED)?;
+        for n in 0..entries {
+            keyed.insert(rand::random::<u128>().to_le_bytes(), 0)?;
+            appended.insert(n, 0)?;
+        }
+    }
+    txn.commit()?;
+    let mut next = entries;
+    let mut per = |random: bool| -> anyhow::Result<f64> {
+        let started = Instant::now();
+        for _ in 0..commits {
+            let txn = db.begin_write()?;
+            {
+                let mut keyed = txn.open_table(KEYED)?;
+                let mut appended = txn.open_table(APPENDED)?;
+                for _ in 0..per_commit {
+                    if random {
+                        keyed.insert(rand::random::<u128>().to_le_bytes(), 0)?;
+                    } else {
+                        appended.insert(next, 0)?;
+                        next += 1;
+                    }
+                }
+            }
+            txn.commit()?;
+        }
+        Ok(started.elapsed().as_secs_f64() * 1000.0 / commits as f64)
+    };
+    let random = per(true)?;
+    let appended = per(false)?;
+    drop(db);
+    std::fs::remove_file(&path)?;
+    Ok((random, appended))
+}
