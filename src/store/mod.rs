@@ -170,6 +170,17 @@ pub trait Snapshot {
     fn contains(&self, key: &[u8], id: u128) -> Result<bool, StoreError> {
         Ok(self.seek(key, id)? == Some(id))
     }
+    /// Those of `ids` that carry `key`, in their order (a backend that pays a round trip
+    /// per lookup answers a whole chunk at once).
+    fn members(&self, key: &[u8], ids: &[u128]) -> Ids {
+        let mut out = Vec::new();
+        for id in ids {
+            if self.contains(key, *id)? {
+                out.push(*id);
+            }
+        }
+        Ok(out)
+    }
 
     // As-of reads: the state after every event up to and including `position`.
 
@@ -192,6 +203,16 @@ pub trait Snapshot {
     /// Whether `id` carried `key` at the cut.
     fn contains_at(&self, key: &[u8], id: u128, cut: Cut) -> Result<bool, StoreError> {
         Ok(self.seek_at(key, id, cut)? == Some(id))
+    }
+    /// Those of `ids` that carried `key` at the cut, in their order.
+    fn members_at(&self, key: &[u8], ids: &[u128], cut: Cut) -> Ids {
+        let mut out = Vec::new();
+        for id in ids {
+            if self.contains_at(key, *id, cut)? {
+                out.push(*id);
+            }
+        }
+        Ok(out)
     }
     /// The stored hash of the event at `position`.
     fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError>;

@@ -142,6 +142,17 @@ impl Snapshot for PgRead<'_> {
         )?))
     }
 
+    /// One round trip for the whole chunk instead of one per id.
+    fn members(&self, key: &[u8], ids: &[u128]) -> Ids {
+        let key = key_digest(key);
+        let key = key.as_slice();
+        let ids: Vec<Uuid> = ids.iter().copied().map(Uuid::from_u128).collect();
+        Ok(Self::ids(self.query(
+            "SELECT id FROM index_entries WHERE key = $1 AND id = ANY($2::uuid[]) ORDER BY id",
+            &[&key, &ids],
+        )?))
+    }
+
     fn count(&self, key: &[u8]) -> Result<u64, StoreError> {
         let key = key_digest(key);
         let key = key.as_slice();
@@ -204,6 +215,24 @@ impl Snapshot for PgRead<'_> {
                 &pos(position),
                 &limit_param(limit),
             ],
+        )?))
+    }
+
+    /// An id's intervals under one key never overlap: at most one row per id holds.
+    fn members_at(&self, key: &[u8], ids: &[u128], cut: Cut) -> Ids {
+        let key = key_digest(key);
+        let key = key.as_slice();
+        let ids: Vec<Uuid> = ids
+            .iter()
+            .copied()
+            .filter(|id| *id <= cut.last)
+            .map(Uuid::from_u128)
+            .collect();
+        Ok(Self::ids(self.query(
+            "SELECT id FROM history WHERE key = $1 AND id = ANY($2::uuid[])
+               AND from_position <= $3 AND (to_position IS NULL OR to_position > $3)
+             ORDER BY id",
+            &[&key, &ids, &pos(cut.position)],
         )?))
     }
 
