@@ -520,10 +520,11 @@ fn main() -> anyhow::Result<()> {
         json!({"events_s": store.round()}),
     );
     // A creation's new keys (name, host name, its claim) and short id land at random.
-    let (random, appended) = peers::random_vs_appended(scratch.path(), 300_000, 171, 300)?;
+    let (entries, per_commit) = (300_000, 171);
+    let (random, appended) = peers::random_vs_appended(scratch.path(), entries, per_commit, 300)?;
     report.add(
         "baseline",
-        "store: bare redb, 171 inserts per durable commit into 300,000 entries, random 16-byte keys vs appended",
+        format!("store: bare redb, {per_commit} inserts per durable commit into {entries} entries, random 16-byte keys vs appended"),
         json!({"random_ms": round3(random), "appended_ms": round3(appended), "x_appended": round3(random / appended)}),
     );
     report.add(

@@ -143,8 +143,21 @@ pub struct Cut {
     pub last: u128,
 }
 
+/// The ids `keep` says yes to, in their order (the one-lookup-per-id fallback of
+/// [`Snapshot::members`] and [`Snapshot::members_at`]).
+fn kept(ids: &[u128], mut keep: impl FnMut(u128) -> Result<bool, StoreError>) -> Ids {
+    let mut out = Vec::new();
+    for id in ids {
+        if keep(*id)? {
+            out.push(*id);
+        }
+    }
+    Ok(out)
+}
+
 /// Read access to one consistent snapshot. Backends supply lookups and the index
-/// primitives (`seek`, `count` and their as-of twins); the paging rules on top of them
+/// primitives (`seek`, `count`, `contains`, `members` and their as-of twins; the defaults
+/// of the last two fall back to one lookup per id); the paging rules on top of them
 /// (`page`, `page_at`) are written once, in [`paging`].
 pub trait Snapshot {
     fn head(&self) -> Result<Head, StoreError>;
@@ -173,13 +186,7 @@ pub trait Snapshot {
     /// Those of `ids` that carry `key`, in their order (a backend that pays a round trip
     /// per lookup answers a whole chunk at once).
     fn members(&self, key: &[u8], ids: &[u128]) -> Ids {
-        let mut out = Vec::new();
-        for id in ids {
-            if self.contains(key, *id)? {
-                out.push(*id);
-            }
-        }
-        Ok(out)
+        kept(ids, |id| self.contains(key, id))
     }
 
     // As-of reads: the state after every event up to and including `position`.
@@ -206,13 +213,7 @@ pub trait Snapshot {
     }
     /// Those of `ids` that carried `key` at the cut, in their order.
     fn members_at(&self, key: &[u8], ids: &[u128], cut: Cut) -> Ids {
-        let mut out = Vec::new();
-        for id in ids {
-            if self.contains_at(key, *id, cut)? {
-                out.push(*id);
-            }
-        }
-        Ok(out)
+        kept(ids, |id| self.contains_at(key, id, cut))
     }
     /// The stored hash of the event at `position`.
     fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError>;

@@ -222,12 +222,7 @@ impl Snapshot for PgRead<'_> {
     fn members_at(&self, key: &[u8], ids: &[u128], cut: Cut) -> Ids {
         let key = key_digest(key);
         let key = key.as_slice();
-        let ids: Vec<Uuid> = ids
-            .iter()
-            .copied()
-            .filter(|id| *id <= cut.last)
-            .map(Uuid::from_u128)
-            .collect();
+        let ids: Vec<Uuid> = ids.iter().copied().map(Uuid::from_u128).collect();
         Ok(Self::ids(self.query(
             "SELECT id FROM history WHERE key = $1 AND id = ANY($2::uuid[])
                AND from_position <= $3 AND (to_position IS NULL OR to_position > $3)

@@ -248,9 +248,6 @@ impl Snapshot for RedbRead {
     /// Only the id's last interval opened at or before the position can hold it (an id's
     /// intervals under one key never overlap), so one step back from the position decides.
     fn contains_at(&self, key: &[u8], id: u128, cut: Cut) -> Result<bool, StoreError> {
-        if id > cut.last {
-            return Ok(false);
-        }
         let Some(k) = self.number(key)? else {
             return Ok(false);
         };
