@@ -76,6 +76,12 @@ pub const CONNECTIONS_PER_WORKER: usize = 10_000;
 /// transaction every key of the ledger.
 pub const PROJECTION_CACHE_ENTRIES: usize = 100_000;
 
+/// How many log positions after the head a new instance's short id is tried at (see
+/// `domain::short_id`) before random ones: the creations of one launch (up to
+/// [`LAUNCH_MAX`]) are decided before any is appended and take consecutive ones, and an
+/// id minted at random long ago holds one only by rare chance.
+pub const SHORT_ID_ORDINAL_TRIES: u64 = 2 * LAUNCH_MAX as u64;
+
 /// Most read connections one PostgreSQL node keeps open (snapshots, driver claims), a
 /// soft bound (see `store::postgres::pool`). Three nodes with their writers and
 /// listeners stay under PostgreSQL's default 100 connections.

@@ -18,6 +18,7 @@ use crate::domain::catalog::{self, Grant, Resource};
 use crate::domain::identity::{self, UserCommand};
 use crate::domain::instance::{self, Instance};
 use crate::domain::{DomainError, short_id};
+use crate::limits::SHORT_ID_ORDINAL_TRIES;
 use crate::projection::index;
 use crate::store::envelope::{Payload, Provenance};
 use crate::store::{EventStore, NewEvent, StoreError, StreamKind, WriteTxn};
@@ -446,6 +447,27 @@ struct Reserved {
     hostnames: HashSet<String>,
 }
 
+/// The short id of a new instance: the one of the next log position (or of a position
+/// after it, when a creation of this batch or an id minted at random before holds it), so
+/// stores keep the short ids of a batch side by side; random ones when those are taken.
+fn pick_short_id(txn: &mut dyn WriteTxn, reserved: &Reserved) -> Result<String, StoreError> {
+    let next = txn.head_position()?.saturating_add(1);
+    for k in 0.. {
+        let candidate = if k < SHORT_ID_ORDINAL_TRIES {
+            short_id::from_ordinal(next + k)
+        } else {
+            short_id::from_random(rand::random())
+        };
+        if !reserved.short_ids.contains(&candidate) && !txn.short_id_taken(&candidate)? {
+            return Ok(candidate);
+        }
+    }
+    Err(StoreError::Corrupt {
+        at: "short ids".into(),
+        detail: "every candidate was taken".into(),
+    })
+}
+
 fn create_instance(
     txn: &mut dyn WriteTxn,
     spec: &instance::Spec,
@@ -456,12 +478,7 @@ fn create_instance(
 ) -> Result<Decided, StoreError> {
     let id = txn.mint_stream();
     let mut spec = spec.clone();
-    spec.short_id = loop {
-        let candidate = short_id::from_random(rand::random());
-        if !reserved.short_ids.contains(&candidate) && !txn.short_id_taken(&candidate)? {
-            break candidate;
-        }
-    };
+    spec.short_id = pick_short_id(txn, reserved)?;
     reserved.short_ids.insert(spec.short_id.clone());
     // EC2-style surfaces create without a name: the short id is the name then.
     if spec.name.is_empty() {

@@ -23,8 +23,9 @@ use crate::projection::{IndexKey, index};
 /// the count history only (embedded store); 6: instance views stored in the
 /// [`compact`] form, and (embedded store) per-version views keyed by position; 7: the
 /// embedded store keeps each current view's state-hash term; 8: PostgreSQL's index
-/// tables hold key digests ([`key_digest`]) instead of key bytes.
-pub const VERSION: u32 = 8;
+/// tables hold key digests ([`key_digest`]) instead of key bytes; 9: the embedded store
+/// keys short ids by their ordinal.
+pub const VERSION: u32 = 9;
 
 /// An instance's stored view (compact bytes) and, where the backend keeps it, its term of
 /// the state hash ([`StateHash::term`] of the view's JSON).

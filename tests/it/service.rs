@@ -373,8 +373,16 @@ async fn one_request_creates_as_many_instances_as_addresses_allow_at_least_min_o
     addresses.sort();
     addresses.dedup();
     assert_eq!(addresses.len(), 5, "each its own address");
-    assert_ne!(made[0].spec.short_id, made[1].spec.short_id);
     assert_eq!(head(), before + 5, "five creations, one request");
+    // Each short id is the one of its creation's position: stored side by side.
+    for (k, inst) in made.iter().enumerate() {
+        assert_eq!(
+            instance_ledger::domain::short_id::ordinal(&inst.spec.short_id),
+            Some(before + 1 + k as u64),
+            "{}",
+            inst.spec.short_id
+        );
+    }
     drop(ledger);
     writer.join().expect("writer");
 }

@@ -111,3 +111,93 @@ fn a_transaction_reads_its_own_writes_and_the_log_reads_back_chained() {
     }
     assert_eq!(snap.read_all(10, 3).expect("page").len(), 3);
 }
+
+/// A creation with the given short id, as the writer would append it.
+fn created(stream: Uuid, short_id: &str) -> NewEvent {
+    use instance_ledger::domain::instance::{self, Sizing};
+    let spec = instance::Spec {
+        short_id: short_id.into(),
+        name: format!("vm-{short_id}"),
+        hostname: None,
+        description: None,
+        project_id: Uuid::from_u128(1),
+        customer_id: Uuid::from_u128(2),
+        sizing: Sizing {
+            flavor_id: Uuid::from_u128(3),
+            vcpus: 1,
+            memory_mb: 512,
+            disk_gb: 5,
+        },
+        image_id: Uuid::from_u128(4),
+        network_ids: vec![],
+        ssh_key_id: None,
+        security_groups: vec![],
+        availability_zone: None,
+        user_data: None,
+        tags: Default::default(),
+        ip_address: None,
+        attributes: Default::default(),
+        created_by: None,
+    };
+    NewEvent {
+        kind: StreamKind::Instance,
+        payload: Payload::Instance(instance::Event::Created(Box::new(spec))),
+        ..image(stream, 1, "unused")
+    }
+}
+
+on_each_backend!(#[test] fn short_ids_minted_at_random_or_by_ordinal_are_found_before_and_after_a_rebuild);
+fn short_ids_minted_at_random_or_by_ordinal_are_found_before_and_after_a_rebuild() {
+    use instance_ledger::domain::short_id;
+    use instance_ledger::projection::Filter;
+    let t = crate::harness::TestStore::open();
+    // Ledgers from before ordinals hold random ids; new ones are the ids of positions.
+    let instances: Vec<(Uuid, String)> = [
+        short_id::from_random(rand::random()),
+        short_id::from_ordinal(2),
+        short_id::from_ordinal(3),
+        short_id::from_random(rand::random()),
+    ]
+    .into_iter()
+    .map(|s| (Uuid::now_v7(), s))
+    .collect();
+    t.store
+        .write(&mut |txn| {
+            for (id, s) in &instances {
+                assert!(!txn.short_id_taken(s)?, "{s} is free before its creation");
+                txn.append(created(*id, s))?;
+                assert!(
+                    txn.short_id_taken(s)?,
+                    "{s} is taken in its own transaction"
+                );
+            }
+            Ok(())
+        })
+        .expect("write");
+    let found = |when: &str| {
+        let snap = t.store.read().expect("read");
+        for (id, s) in &instances {
+            assert_eq!(
+                snap.instance_by_short_id(s).expect("lookup"),
+                Some(*id),
+                "{s} {when}"
+            );
+            // Each name is a key of its own, numbered anew by the rebuild.
+            let name = Filter::Name(format!("vm-{s}")).index_key();
+            assert_eq!(
+                snap.seek(&name, 0).expect("seek").map(Uuid::from_u128),
+                Some(*id),
+                "the name of {s} {when}"
+            );
+        }
+        let unused = short_id::from_ordinal(1_000_000);
+        assert_eq!(snap.instance_by_short_id(&unused).expect("lookup"), None);
+        assert_eq!(
+            snap.instance_by_short_id("i-NOTVALID").expect("lookup"),
+            None
+        );
+    };
+    found("after the append");
+    t.store.rebuild().expect("rebuild");
+    found("after a rebuild");
+}

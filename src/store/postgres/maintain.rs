@@ -80,6 +80,8 @@ fn replay(
             projector,
             head,
             dirty: false,
+            // A rebuild only projects the log: it mints no short ids.
+            rerun: false,
         };
         for row in &rows {
             let event = chain.next(unpos(row.get(0)), Some(row.get(1)), row.get(2))?;

@@ -210,7 +210,7 @@ impl EventStore for PgStore {
             let Some(conn) = slot.as_mut() else {
                 continue;
             };
-            match Self::attempt(conn, f) {
+            match Self::attempt(conn, f, attempt > 1) {
                 Ok(()) => return Ok(()),
                 Err(Attempt::Store(e)) => return Err(e),
                 Err(Attempt::Pg(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {

@@ -25,9 +25,12 @@ impl PgStore {
     /// One attempt at a batch: lock the head, run `f` against buffered tables, flush and
     /// commit. Returns the raw PostgreSQL error for flush failures so the caller can tell
     /// conflicts (re-run) from outages.
+    /// A re-run (`rerun`) looks short ids up for real: the clash that failed the previous
+    /// attempt may have been one.
     pub(super) fn attempt(
         conn: &mut Conn,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+        rerun: bool,
     ) -> Result<(), Attempt> {
         let Conn {
             client,
@@ -71,6 +74,7 @@ impl PgStore {
             projector: Projector::new(state_hash),
             head,
             dirty: false,
+            rerun,
         };
         f(&mut w).map_err(Attempt::Store)?;
         if !w.dirty {
@@ -118,6 +122,7 @@ pub(super) struct PgWrite<'a, 'c> {
     pub(super) projector: Projector,
     pub(super) head: Head,
     pub(super) dirty: bool,
+    pub(super) rerun: bool,
 }
 
 impl PgWrite<'_, '_> {
@@ -331,12 +336,21 @@ impl WriteTxn for PgWrite<'_, '_> {
         })
     }
 
-    /// Only this batch's own short ids are looked at: a candidate is 8 random base-36
-    /// digits (2.8e12 of them), so a clash with a stored one is left to the table's
-    /// primary key, whose violation re-runs the batch with fresh candidates. That saves a
-    /// round trip per creation.
+    /// Only this batch's own short ids are looked at on a first attempt: a candidate is
+    /// the id of a position after the head, which no other creation has had, so only an
+    /// id minted at random long ago can clash. That rare clash is left to the table's
+    /// primary key, whose violation re-runs the batch, and a re-run looks every candidate
+    /// up. That saves a round trip per creation.
     fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError> {
-        Ok(self.buf.short_ids.contains_key(short_id))
+        if self.buf.short_ids.contains_key(short_id) {
+            return Ok(true);
+        }
+        if !self.rerun {
+            return Ok(false);
+        }
+        Ok(self
+            .query_opt("SELECT 1 FROM short_ids WHERE short_id = $1", &[&short_id])?
+            .is_some())
     }
 
     fn idempotency(&mut self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -10,18 +10,21 @@ use super::super::chain::Chain;
 use super::super::envelope;
 use super::super::{ExportRange, Head, Maintenance, PROGRESS_EVERY, StoreError, VerifyReport};
 use super::RedbStore;
+use super::keys::KeyNumbers;
 use super::tables::*;
 use super::write::{drop_projection, open_projection};
 
 /// Replays every event of `events` into the projection tables of `into`, checking the
 /// chain as it goes ([`Chain`]) and calling `progress` with the events done so far.
-/// Returns the walk, ending at the last event.
+/// Returns the walk, ending at the last event, and the key numbers it gave (`into` starts
+/// without projections).
 fn replay(
     events: &impl ReadableTable<u64, &'static [u8]>,
     into: &WriteTransaction,
     progress: &dyn Fn(u64),
-) -> Result<Chain, StoreError> {
-    let (mut tables, mut projector) = open_projection(into)?;
+) -> Result<(Chain, KeyNumbers), StoreError> {
+    let none = KeyNumbers::default();
+    let (mut tables, mut projector) = open_projection(into, &none)?;
     let mut chain = Chain::new();
     for row in events.iter().map_err(io)? {
         let (pos, stored) = row.map_err(io)?;
@@ -34,7 +37,9 @@ fn replay(
         }
     }
     progress(chain.head().position);
-    Ok(chain)
+    let numbered = KeyNumbers::default();
+    numbered.publish(&tables.take_new_keys());
+    Ok((chain, numbered))
 }
 
 fn compare<K, V>(
@@ -136,7 +141,7 @@ impl Maintenance for RedbStore {
             .create_with_backend(::redb::backends::InMemoryBackend::new())
             .map_err(io)?;
         let txn = scratch.begin_write().map_err(io)?;
-        let chain = replay(&events, &txn, progress)?;
+        let (chain, _) = replay(&events, &txn, progress)?;
         txn.commit().map_err(io)?;
         let head = read_head(&read)?;
         chain.ends_at(head)?;
@@ -151,7 +156,7 @@ impl Maintenance for RedbStore {
         compare(&read, &rebuilt, RESOURCES)?;
         compare(&read, &rebuilt, USERS)?;
         compare(&read, &rebuilt, SHORT_IDS)?;
-        compare(&read, &rebuilt, KEYS)?;
+        compare(&read, &rebuilt, KEY_DIGESTS)?;
         compare(&read, &rebuilt, INDEX_COUNTS)?;
         compare(&read, &rebuilt, HISTORY)?;
         compare(&read, &rebuilt, COUNT_HISTORY)?;
@@ -162,11 +167,13 @@ impl Maintenance for RedbStore {
     }
 
     /// One write transaction: drop the projections, replay the log into them, commit.
-    /// Any damage to the log aborts it, leaving the store as it was.
+    /// Any damage to the log aborts it, leaving the store as it was. The key numbers in
+    /// memory change with the commit: a rebuild runs before the server serves (at
+    /// start-up, or offline), with no snapshot open that could mix the two numberings.
     fn rebuild_with(&self, progress: &dyn Fn(u64)) -> Result<u64, StoreError> {
         let txn = self.db()?.begin_write().map_err(io)?;
         drop_projection(&txn)?;
-        let chain = {
+        let (chain, numbered) = {
             let events = txn.open_table(EVENTS).map_err(io)?;
             replay(&events, &txn, progress)?
         };
@@ -184,6 +191,7 @@ impl Maintenance for RedbStore {
             )
             .map_err(io)?;
         txn.commit().map_err(io)?;
+        self.keys.replace(numbered);
         Ok(head.position)
     }
 

@@ -3,10 +3,12 @@
 //! Every batch is one write transaction with one durable commit.
 //!
 //! - [`tables`]: the tables and their key layout;
+//! - [`keys`]: the index key numbers held in memory;
 //! - [`write`]: the append and the projection tables it writes through;
 //! - [`read`]: the snapshot and its index primitives;
 //! - [`maintain`]: tail check, verify, rebuild and export.
 
+mod keys;
 mod maintain;
 mod read;
 mod tables;
@@ -19,6 +21,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use ::redb::{Builder, Database, ReadableTable, ReadableTableMetadata};
 
 use super::{EventStore, Snapshot, StoreError, WriteTxn};
+use keys::KeyNumbers;
 use read::RedbRead;
 pub use tables::FILE_NAME;
 use tables::*;
@@ -34,6 +37,8 @@ pub struct RedbStore {
     /// is room to write. Reads go on through the old handle until then.
     failed: AtomicBool,
     opener: Opener,
+    /// The index key numbers of the open file, in memory (see [`keys`]).
+    keys: Arc<KeyNumbers>,
 }
 
 /// Opens the database file: redb's own file backend unless a test puts another one
@@ -94,8 +99,10 @@ impl RedbStore {
             cache,
             failed: AtomicBool::new(false),
             opener,
+            keys: Arc::default(),
         };
         store.create_tables()?;
+        store.keys.replace(KeyNumbers::load(&*store.db()?)?);
         Ok(store)
     }
 
@@ -158,6 +165,9 @@ impl RedbStore {
             }
         }
         let db = open_db(&self.opener, &self.path, self.cache)?;
+        // A commit that reported a failure may have reached the disk all the same: the
+        // numbers follow the file as it was recovered.
+        self.keys.replace(KeyNumbers::load(&db)?);
         *slot = Some(Arc::new(db));
         self.failed.store(false, Ordering::Release);
         tracing::warn!(path = %self.path.display(), "reopened the store after an I/O error");
@@ -184,7 +194,7 @@ impl RedbStore {
             txn.open_table(STREAMS).map_err(io)?;
             let mut meta = txn.open_table(META).map_err(io)?;
             txn.open_table(IDEMPOTENCY).map_err(io)?;
-            open_projection(&txn)?;
+            open_projection(&txn, &KeyNumbers::default())?;
             let unversioned = meta.get(PROJECTION_VERSION_KEY).map_err(io)?.is_none();
             if unversioned && events.is_empty().map_err(io)? {
                 meta.insert(
@@ -204,12 +214,15 @@ impl EventStore for RedbStore {
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let db = self.writable()?;
-        let result = Self::write_on(&db, f);
+        let result = Self::write_on(&db, &self.keys, f);
         self.note(result)
     }
 
     fn read(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
-        Ok(Box::new(RedbRead::new(begin_read(&*self.db()?)?)))
+        Ok(Box::new(RedbRead::new(
+            begin_read(&*self.db()?)?,
+            self.keys.clone(),
+        )))
     }
 
     fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
@@ -221,14 +234,16 @@ impl RedbStore {
     /// One write transaction on `db`: `f`, then one durable commit if it wrote anything.
     fn write_on(
         db: &Database,
+        keys: &KeyNumbers,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let txn = db.begin_write().map_err(io)?;
         let dirty;
+        let new_keys;
         {
             let mut meta = txn.open_table(META).map_err(io)?;
             let head = decode_head(meta.get(HEAD_KEY).map_err(io)?.as_ref().map(|g| g.value()))?;
-            let (projection, projector) = open_projection(&txn)?;
+            let (projection, projector) = open_projection(&txn, keys)?;
             let mut w = RedbWrite {
                 events: txn.open_table(EVENTS).map_err(io)?,
                 streams: txn.open_table(STREAMS).map_err(io)?,
@@ -240,15 +255,20 @@ impl RedbStore {
             };
             f(&mut w)?;
             dirty = w.dirty;
+            new_keys = w.projection.take_new_keys();
             if w.head != head {
                 meta.insert(HEAD_KEY, encode_head(&w.head).as_slice())
                     .map_err(io)?;
             }
         }
-        if dirty {
-            txn.commit().map_err(io)
-        } else {
-            txn.abort().map_err(io)
+        if !dirty {
+            return txn.abort().map_err(io);
         }
+        // Published before the commit, so no reader sees committed rows under a key it
+        // cannot resolve; taken back if the commit fails.
+        keys.publish(&new_keys);
+        txn.commit()
+            .map_err(io)
+            .inspect_err(|_| keys.retract(&new_keys))
     }
 }

@@ -3,6 +3,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ::redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use super::super::compact;
 use super::super::envelope::Envelope;
 use super::super::projection::{StateHash, decode_json, key_digest, time_key};
 use super::super::{Cut, Head, Ids, Snapshot, StoreError};
+use super::keys::KeyNumbers;
 use super::tables::*;
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
@@ -19,7 +21,7 @@ use crate::domain::instance::Instance;
 
 pub(super) struct RedbRead {
     pub(super) txn: ReadTransaction,
-    keys: OnceCell<ReadOnlyTable<[u8; 16], u32>>,
+    keys: Arc<KeyNumbers>,
     /// Key numbers looked up in this snapshot (`None`: the key was never used).
     numbers: RefCell<HashMap<Vec<u8>, Option<u32>>>,
     index: OnceCell<ReadOnlyTable<(u32, u128), ()>>,
@@ -40,10 +42,10 @@ fn cached<'c, K: ::redb::Key + 'static, V: ::redb::Value + 'static>(
 }
 
 impl RedbRead {
-    pub(super) fn new(txn: ReadTransaction) -> RedbRead {
+    pub(super) fn new(txn: ReadTransaction, keys: Arc<KeyNumbers>) -> RedbRead {
         RedbRead {
             txn,
-            keys: OnceCell::new(),
+            keys,
             numbers: RefCell::new(HashMap::new()),
             index: OnceCell::new(),
             history: OnceCell::new(),
@@ -55,8 +57,7 @@ impl RedbRead {
         if let Some(n) = self.numbers.borrow().get(key) {
             return Ok(*n);
         }
-        let keys = cached(&self.keys, &self.txn, KEYS)?;
-        let n = keys.get(key_digest(key)).map_err(io)?.map(|g| g.value());
+        let n = self.keys.get(&key_digest(key));
         self.numbers.borrow_mut().insert(key.to_vec(), n);
         Ok(n)
     }
@@ -98,8 +99,11 @@ impl Snapshot for RedbRead {
     }
 
     fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError> {
+        let Some(ordinal) = crate::domain::short_id::ordinal(short_id) else {
+            return Ok(None);
+        };
         let t = self.txn.open_table(SHORT_IDS).map_err(io)?;
-        Ok(t.get(short_id)
+        Ok(t.get(ordinal)
             .map_err(io)?
             .map(|g| Uuid::from_u128(g.value())))
     }

@@ -1,6 +1,6 @@
 //! The embedded store's tables and the layout of their keys. Instance views are stored
 //! in the compact form ([`super::super::compact`]); resource and user views are JSON.
-//! Index keys (JSON arrays of arbitrary strings) are numbered in [`KEYS`], and every
+//! Index keys (JSON arrays of arbitrary strings) are numbered in [`KEY_DIGESTS`], and every
 //! index, count and history entry carries the key's number instead: entries are
 //! fixed-width tuples a fifth the size.
 
@@ -18,12 +18,17 @@ pub(super) const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::ne
 /// An instance's current view is its last row in [`VERSIONS`].
 pub(super) const RESOURCES: TableDefinition<u128, &[u8]> = TableDefinition::new("resources");
 pub(super) const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
-pub(super) const SHORT_IDS: TableDefinition<&str, u128> = TableDefinition::new("short_ids");
-/// An index key's digest ([`key_digest`](super::super::projection::key_digest)) -> its number, given in the order keys are
-/// first used (so a replay of the same log numbers them the same way). Keys are only
-/// ever looked up, never listed, so their bytes need not be kept: a name or host name
-/// key (with a customer's id in it) was 40 to 80 bytes, one per instance and rename.
-pub(super) const KEYS: TableDefinition<[u8; 16], u32> = TableDefinition::new("key_numbers");
+/// A short id's ordinal ([`short_id::ordinal`](crate::domain::short_id::ordinal)) -> the
+/// instance: new ids have increasing ordinals, so a batch's rows land side by side (keyed
+/// by the id itself they landed in random pages, a page written per creation).
+pub(super) const SHORT_IDS: TableDefinition<u64, u128> =
+    TableDefinition::new("short_ids_by_ordinal");
+/// An index key's number -> the key's digest ([`key_digest`](super::super::projection::key_digest)).
+/// Numbers are given in the order keys are first used (so a replay of the same log numbers
+/// them the same way), and each new key appends a row; lookups by digest go to the map
+/// held in memory ([`super::keys`]). The key bytes are not kept: a name or host name key
+/// (with a customer's id in it) was 40 to 80 bytes, one per instance and rename.
+pub(super) const KEY_DIGESTS: TableDefinition<u32, [u8; 16]> = TableDefinition::new("key_digests");
 
 /// (key, id) -> (): one sorted run of ids per key.
 pub(super) const INDEX: TableDefinition<(u32, u128), ()> = TableDefinition::new("index_by_key");
@@ -38,11 +43,12 @@ pub(super) const HISTORY: TableDefinition<(u32, u128, u64), u64> =
 /// (key, position) -> how many instances carried the key after that event.
 pub(super) const COUNT_HISTORY: TableDefinition<(u32, u64), u64> =
     TableDefinition::new("count_history_by_key");
-/// Tables of projection versions before 7 (index entries keyed by the key's bytes,
-/// current instance views, JSON views keyed by instance and position, state hashes on
-/// their own, key numbers by the key's bytes, current views without their term): only
-/// dropped, by the rebuild that upgrades such a store.
-pub(super) const LEGACY_TABLES: [&str; 9] = [
+/// Tables of earlier projection versions (before 7: index entries keyed by the key's
+/// bytes, current instance views, JSON views keyed by instance and position, state hashes
+/// on their own, key numbers by the key's bytes, current views without their term;
+/// before 9: short ids and key numbers keyed by id and digest): only dropped, by the
+/// rebuild that upgrades such a store.
+pub(super) const LEGACY_TABLES: [&str; 11] = [
     "instances",
     "index",
     "index_counts",
@@ -51,6 +57,8 @@ pub(super) const LEGACY_TABLES: [&str; 9] = [
     "versions",
     "state_hashes",
     "keys",
+    "short_ids",
+    "key_numbers",
     "current_versions",
 ];
 /// Event time (ns since the epoch) -> the last position committed at that time.

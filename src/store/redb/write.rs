@@ -13,19 +13,25 @@ use super::super::projection::{
     ProjectionTables, Projector, StateHash, StoredView, decode_json, key_digest, shifted,
 };
 use super::super::{Head, StoreError, WriteTxn};
+use super::keys::{KeyNumbers, NewKeys};
 use super::tables::*;
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
 use crate::domain::instance::Instance;
+use crate::domain::short_id;
 use crate::limits::PROJECTION_CACHE_ENTRIES;
 
 /// The projection tables of one write transaction, used by live appends and rebuilds.
 pub(super) struct Tables<'t> {
     resources: Table<'t, u128, &'static [u8]>,
     users: Table<'t, u128, &'static [u8]>,
-    short_ids: Table<'t, &'static str, u128>,
-    keys: Table<'t, [u8; 16], u32>,
-    /// Key numbers looked up or given in this transaction.
+    short_ids: Table<'t, u64, u128>,
+    keys: Table<'t, u32, [u8; 16]>,
+    /// The numbers of the keys committed before this transaction.
+    committed_keys: &'t KeyNumbers,
+    /// The keys this transaction numbered, by digest.
+    new_keys: HashMap<[u8; 16], u32>,
+    /// Key numbers looked up or given in this transaction, by key.
     key_numbers: HashMap<Vec<u8>, u32>,
     /// The number the next new key gets (keys are numbered 0, 1, 2, ...).
     next_key: u32,
@@ -45,10 +51,12 @@ pub(super) struct Tables<'t> {
     row: Vec<u8>,
 }
 
-/// Opens the projection tables, and a projector carrying the last recorded state hash.
-pub(super) fn open_projection(
-    txn: &WriteTransaction,
-) -> Result<(Tables<'_>, Projector), StoreError> {
+/// Opens the projection tables, and a projector carrying the last recorded state hash;
+/// `committed_keys` are the key numbers of the tables as they are.
+pub(super) fn open_projection<'t>(
+    txn: &'t WriteTransaction,
+    committed_keys: &'t KeyNumbers,
+) -> Result<(Tables<'t>, Projector), StoreError> {
     let versions = txn.open_table(VERSIONS).map_err(io)?;
     let state_hash = match versions.last().map_err(io)? {
         Some((position, row)) => {
@@ -56,11 +64,13 @@ pub(super) fn open_projection(
         }
         None => StateHash::default(),
     };
-    let keys = txn.open_table(KEYS).map_err(io)?;
+    let keys = txn.open_table(KEY_DIGESTS).map_err(io)?;
     let next_key = u32::try_from(keys.len().map_err(io)?)
         .map_err(|_| corrupt("keys", "more index keys than numbers"))?;
     let tables = Tables {
         keys,
+        committed_keys,
+        new_keys: HashMap::new(),
         key_numbers: HashMap::new(),
         next_key,
         counts_now: HashMap::new(),
@@ -86,7 +96,7 @@ pub(super) fn drop_projection(txn: &WriteTransaction) -> Result<(), StoreError> 
         txn.delete_table(::redb::TableDefinition::<(), ()>::new(legacy))
             .map_err(io)?;
     }
-    txn.delete_table(KEYS).map_err(io)?;
+    txn.delete_table(KEY_DIGESTS).map_err(io)?;
     txn.delete_table(RESOURCES).map_err(io)?;
     txn.delete_table(USERS).map_err(io)?;
     txn.delete_table(SHORT_IDS).map_err(io)?;
@@ -142,15 +152,20 @@ impl Tables<'_> {
         if let Some(n) = self.key_numbers.get(key) {
             return Ok(Some(*n));
         }
-        let found = self
-            .keys
-            .get(key_digest(key))
-            .map_err(io)?
-            .map(|g| g.value());
+        let digest = key_digest(key);
+        let found = match self.new_keys.get(&digest) {
+            Some(n) => Some(*n),
+            None => self.committed_keys.get(&digest),
+        };
         if let Some(n) = found {
             self.remember_number(key, n);
         }
         Ok(found)
+    }
+
+    /// The keys this transaction numbered (to publish with its commit).
+    pub(super) fn take_new_keys(&mut self) -> NewKeys {
+        std::mem::take(&mut self.new_keys).into_iter().collect()
     }
 
     /// The key's number, given now if the key is new.
@@ -162,7 +177,9 @@ impl Tables<'_> {
         self.next_key = n
             .checked_add(1)
             .ok_or_else(|| corrupt("keys", "more index keys than numbers"))?;
-        self.keys.insert(key_digest(key), n).map_err(io)?;
+        let digest = key_digest(key);
+        self.keys.insert(n, digest).map_err(io)?;
+        self.new_keys.insert(digest, n);
         self.remember_number(key, n);
         Ok(n)
     }
@@ -199,7 +216,9 @@ impl ProjectionTables for Tables<'_> {
     }
 
     fn put_short_id(&mut self, short_id: &str, id: Uuid) -> Result<(), StoreError> {
-        self.short_ids.insert(short_id, id.as_u128()).map_err(io)?;
+        let ordinal = short_id::ordinal(short_id)
+            .ok_or_else(|| corrupt("short ids", format!("{short_id:?} of {id} is malformed")))?;
+        self.short_ids.insert(ordinal, id.as_u128()).map_err(io)?;
         Ok(())
     }
 
@@ -366,10 +385,13 @@ impl WriteTxn for RedbWrite<'_> {
     }
 
     fn short_id_taken(&mut self, short_id: &str) -> Result<bool, StoreError> {
+        let Some(ordinal) = short_id::ordinal(short_id) else {
+            return Ok(false);
+        };
         Ok(self
             .projection
             .short_ids
-            .get(short_id)
+            .get(ordinal)
             .map_err(io)?
             .is_some())
     }
