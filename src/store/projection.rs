@@ -24,7 +24,8 @@ use crate::projection::{IndexKey, index};
 /// [`compact`] form, and (embedded store) per-version views keyed by position; 7: the
 /// embedded store keeps each current view's state-hash term; 8: PostgreSQL's index
 /// tables hold key digests ([`key_digest`]) instead of key bytes; 9: the embedded store
-/// keys short ids by their ordinal.
+/// keys short ids by their ordinal and keeps key number -> digest (the reverse map in
+/// memory).
 pub const VERSION: u32 = 9;
 
 /// An instance's stored view (compact bytes) and, where the backend keeps it, its term of

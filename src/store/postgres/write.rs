@@ -25,6 +25,7 @@ impl PgStore {
     /// One attempt at a batch: lock the head, run `f` against buffered tables, flush and
     /// commit. Returns the raw PostgreSQL error for flush failures so the caller can tell
     /// conflicts (re-run) from outages.
+    ///
     /// A re-run (`rerun`) looks short ids up for real: the clash that failed the previous
     /// attempt may have been one.
     pub(super) fn attempt(
