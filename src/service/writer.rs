@@ -452,20 +452,18 @@ struct Reserved {
 /// stores keep the short ids of a batch side by side; random ones when those are taken.
 fn pick_short_id(txn: &mut dyn WriteTxn, reserved: &Reserved) -> Result<String, StoreError> {
     let next = txn.head_position()?.saturating_add(1);
-    for k in 0.. {
-        let candidate = if k < SHORT_ID_ORDINAL_TRIES {
-            short_id::from_ordinal(next + k)
+    let mut tries = 0;
+    loop {
+        let candidate = if tries < SHORT_ID_ORDINAL_TRIES {
+            short_id::from_ordinal(next + tries)
         } else {
             short_id::from_random(rand::random())
         };
+        tries += 1;
         if !reserved.short_ids.contains(&candidate) && !txn.short_id_taken(&candidate)? {
             return Ok(candidate);
         }
     }
-    Err(StoreError::Corrupt {
-        at: "short ids".into(),
-        detail: "every candidate was taken".into(),
-    })
 }
 
 fn create_instance(

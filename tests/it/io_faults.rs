@@ -122,14 +122,20 @@ fn append(store: &RedbStore, stream: Uuid, name: &str) -> Result<(), StoreError>
     store.write(&mut |txn| txn.append(image(stream, 1, name)).map(|_| ()))
 }
 
+/// A store over a disk that works for now, holding one image ("before").
+fn with_one_image() -> (tempfile::TempDir, Arc<Disk>, RedbStore, Uuid) {
+    let dir = tempfile::tempdir().expect("dir");
+    let disk = Arc::new(Disk::default());
+    let store = RedbStore::open_with(dir.path(), 16, opener(disk.clone())).expect("open");
+    let before = Uuid::now_v7();
+    append(&store, before, "before").expect("a healthy disk commits");
+    (dir, disk, store, before)
+}
+
 #[test]
 fn a_failing_disk_stops_acknowledgements_and_the_store_reopens_once_it_works() {
     for mode in [FAILING_SYNC, FAILING_WRITE] {
-        let dir = tempfile::tempdir().expect("dir");
-        let disk = Arc::new(Disk::default());
-        let store = RedbStore::open_with(dir.path(), 16, opener(disk.clone())).expect("open");
-        let before = Uuid::now_v7();
-        append(&store, before, "before").expect("a healthy disk commits");
+        let (dir, disk, store, before) = with_one_image();
 
         disk.mode.store(mode, Ordering::SeqCst);
         let lost: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
@@ -189,11 +195,7 @@ fn named(store: &RedbStore, name: &str) -> Option<Uuid> {
 #[test]
 fn a_key_numbered_by_a_commit_that_failed_is_not_taken_for_the_next_key() {
     for mode in [FAILING_SYNC, FAILING_WRITE] {
-        let dir = tempfile::tempdir().expect("dir");
-        let disk = Arc::new(Disk::default());
-        let store = RedbStore::open_with(dir.path(), 16, opener(disk.clone())).expect("open");
-        let before = Uuid::now_v7();
-        append(&store, before, "before").expect("a healthy disk commits");
+        let (dir, disk, store, before) = with_one_image();
         // The disk fails once the transaction has numbered its new key ("lost"): at the
         // commit. The next write numbers a key of its own with the next free number; had
         // the failed one kept it in memory, both keys would share it and a lookup of

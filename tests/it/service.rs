@@ -34,7 +34,8 @@ fn resource(kind: Kind, spec: ResourceSpec) -> WriteRequest {
     }
 }
 
-fn spec(project: Uuid, customer: Uuid, flavor: Uuid, image: Uuid) -> instance::Spec {
+/// A small instance's spec, its short id left to the writer.
+pub fn spec(project: Uuid, customer: Uuid, flavor: Uuid, image: Uuid) -> instance::Spec {
     instance::Spec {
         short_id: String::new(),
         name: "vm".into(),

@@ -114,31 +114,11 @@ fn a_transaction_reads_its_own_writes_and_the_log_reads_back_chained() {
 
 /// A creation with the given short id, as the writer would append it.
 fn created(stream: Uuid, short_id: &str) -> NewEvent {
-    use instance_ledger::domain::instance::{self, Sizing};
-    let spec = instance::Spec {
-        short_id: short_id.into(),
-        name: format!("vm-{short_id}"),
-        hostname: None,
-        description: None,
-        project_id: Uuid::from_u128(1),
-        customer_id: Uuid::from_u128(2),
-        sizing: Sizing {
-            flavor_id: Uuid::from_u128(3),
-            vcpus: 1,
-            memory_mb: 512,
-            disk_gb: 5,
-        },
-        image_id: Uuid::from_u128(4),
-        network_ids: vec![],
-        ssh_key_id: None,
-        security_groups: vec![],
-        availability_zone: None,
-        user_data: None,
-        tags: Default::default(),
-        ip_address: None,
-        attributes: Default::default(),
-        created_by: None,
-    };
+    use instance_ledger::domain::instance;
+    let id = Uuid::now_v7;
+    let mut spec = crate::service::spec(id(), id(), id(), id());
+    spec.short_id = short_id.into();
+    spec.name = format!("vm-{short_id}");
     NewEvent {
         kind: StreamKind::Instance,
         payload: Payload::Instance(instance::Event::Created(Box::new(spec))),

@@ -22,8 +22,15 @@ use super::tables::{KEY_DIGESTS, io};
 #[derive(Default)]
 pub(super) struct KeyNumbers(RwLock<HashMap<[u8; 16], u32>>);
 
-/// The keys one transaction numbered.
-pub(super) type NewKeys = Vec<([u8; 16], u32)>;
+/// The keys one transaction numbered, by digest.
+pub(super) type NewKeys = HashMap<[u8; 16], u32>;
+
+/// The keys a replay numbered from an empty table: all of them.
+impl From<NewKeys> for KeyNumbers {
+    fn from(keys: NewKeys) -> KeyNumbers {
+        KeyNumbers(RwLock::new(keys))
+    }
+}
 
 impl KeyNumbers {
     /// Every key of `db`'s table (none in a new ledger, where the table is missing).
@@ -56,7 +63,7 @@ impl KeyNumbers {
             return;
         }
         let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        map.extend(new.iter().copied());
+        map.extend(new.iter().map(|(digest, n)| (*digest, *n)));
     }
 
     pub(super) fn retract(&self, new: &NewKeys) {
@@ -64,7 +71,7 @@ impl KeyNumbers {
             return;
         }
         let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        for (digest, _) in new {
+        for digest in new.keys() {
             map.remove(digest);
         }
     }

@@ -37,9 +37,7 @@ fn replay(
         }
     }
     progress(chain.head().position);
-    let numbered = KeyNumbers::default();
-    numbered.publish(&tables.take_new_keys());
-    Ok((chain, numbered))
+    Ok((chain, KeyNumbers::from(tables.take_new_keys())))
 }
 
 fn compare<K, V>(

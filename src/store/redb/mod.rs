@@ -93,16 +93,16 @@ impl RedbStore {
         let path = dir.join(FILE_NAME);
         let cache = usize::try_from(cache_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         let db = open_db(&opener, &path, cache)?;
+        let keys = Arc::new(KeyNumbers::load(&db)?);
         let store = RedbStore {
             db: RwLock::new(Some(Arc::new(db))),
             path,
             cache,
             failed: AtomicBool::new(false),
             opener,
-            keys: Arc::default(),
+            keys,
         };
         store.create_tables()?;
-        store.keys.replace(KeyNumbers::load(&*store.db()?)?);
         Ok(store)
     }
 

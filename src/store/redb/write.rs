@@ -29,8 +29,8 @@ pub(super) struct Tables<'t> {
     keys: Table<'t, u32, [u8; 16]>,
     /// The numbers of the keys committed before this transaction.
     committed_keys: &'t KeyNumbers,
-    /// The keys this transaction numbered, by digest.
-    new_keys: HashMap<[u8; 16], u32>,
+    /// The keys this transaction numbered.
+    new_keys: NewKeys,
     /// Key numbers looked up or given in this transaction, by key.
     key_numbers: HashMap<Vec<u8>, u32>,
     /// The number the next new key gets (keys are numbered 0, 1, 2, ...).
@@ -165,7 +165,7 @@ impl Tables<'_> {
 
     /// The keys this transaction numbered (to publish with its commit).
     pub(super) fn take_new_keys(&mut self) -> NewKeys {
-        std::mem::take(&mut self.new_keys).into_iter().collect()
+        std::mem::take(&mut self.new_keys)
     }
 
     /// The key's number, given now if the key is new.
