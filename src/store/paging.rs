@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Cut, Snapshot, StoreError};
 use crate::limits::TOTAL_CHUNK_IDS;
-use crate::projection::{IndexKey, Page};
+use crate::projection::{IndexKey, Page, index};
 
 /// The first id a page after `after` may hold; `None` when nothing can follow (the
 /// cursor is the largest id).
@@ -108,8 +108,12 @@ fn intersection_size(
     }
 }
 
-/// One key: the maintained count. Several: the size of the intersection.
+/// One key, or a pair with a count-only key ([`index::pair_count_key`]): the maintained
+/// count. Several: the size of the intersection.
 fn total<S: Snapshot + ?Sized>(snap: &S, keys: &[IndexKey]) -> Result<u64, StoreError> {
+    if let Some(pair) = index::pair_count_key(keys) {
+        return snap.count(&pair);
+    }
     match keys {
         [] => Ok(0),
         [one] => snap.count(one),
@@ -155,10 +159,11 @@ pub fn page_at<S: Snapshot + ?Sized>(
         (Some(from), [one]) => snap.run_at(one, from, cut, limit.saturating_add(1))?,
         (Some(from), many) => intersect(many, from, limit.saturating_add(1), seek)?,
     };
-    let total = match keys {
-        [] => 0,
-        [one] => snap.count_at(one, position)?,
-        many => intersection_size(
+    let total = match (index::pair_count_key(keys), keys) {
+        (Some(pair), _) => snap.count_at(&pair, position)?,
+        (None, []) => 0,
+        (None, [one]) => snap.count_at(one, position)?,
+        (None, many) => intersection_size(
             many,
             |k| snap.count_at(k, position),
             |k, from| snap.run_at(k, from, cut, TOTAL_CHUNK_IDS),

@@ -25,8 +25,9 @@ use crate::projection::{IndexKey, index};
 /// embedded store keeps each current view's state-hash term; 8: PostgreSQL's index
 /// tables hold key digests ([`key_digest`]) instead of key bytes; 9: the embedded store
 /// keys short ids by their ordinal and keeps key number -> digest (the reverse map in
-/// memory).
-pub const VERSION: u32 = 9;
+/// memory); 10: count-only keys of a project's and a customer's instances per state
+/// ([`index::instance_count_keys`]).
+pub const VERSION: u32 = 10;
 
 /// An instance's stored view (compact bytes) and, where the backend keeps it, its term of
 /// the state hash ([`StateHash::term`] of the view's JSON).
@@ -155,6 +156,10 @@ impl Projector {
                     }
                 };
                 let old_keys = old.as_ref().map(index::instance_keys).unwrap_or_default();
+                let old_instance_count_keys = old
+                    .as_ref()
+                    .map(index::instance_count_keys)
+                    .unwrap_or_default();
                 let old_unique = old
                     .as_ref()
                     .map(index::instance_unique_keys)
@@ -166,6 +171,12 @@ impl Projector {
                 let new = instance::evolve(old, id, event, env.version, env.at);
                 let new_keys = index::instance_keys(&new);
                 reindex(t, id, &old_keys, &new_keys, Some(env.position))?;
+                recount(
+                    t,
+                    &old_instance_count_keys,
+                    &index::instance_count_keys(&new),
+                    env.position,
+                )?;
                 // Uniqueness keys answer "is this taken now"; they need no history.
                 reindex(t, id, &old_unique, &index::instance_unique_keys(&new), None)?;
                 // The fleet's state hash: a sum of per-instance hashes over the views'
@@ -237,6 +248,23 @@ fn reindex(
         if let Some(position) = history {
             t.open_interval(key, id, position)?;
         }
+    }
+    Ok(())
+}
+
+/// Moves the count-only keys ([`index::instance_count_keys`]) from `old` to `new`: counts
+/// and their history, no runs.
+fn recount(
+    t: &mut dyn ProjectionTables,
+    old: &[IndexKey],
+    new: &[IndexKey],
+    position: u64,
+) -> Result<(), StoreError> {
+    for key in old.iter().filter(|k| !new.contains(k)) {
+        t.shift_count(key, false, Some(position))?;
+    }
+    for key in new.iter().filter(|k| !old.contains(k)) {
+        t.shift_count(key, true, Some(position))?;
     }
     Ok(())
 }
