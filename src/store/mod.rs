@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
 use crate::domain::instance::Instance;
+use crate::domain::lifecycle::State;
 use crate::projection::{IndexKey, Page};
 pub use envelope::{Envelope, NewEvent, StreamKind};
 
@@ -179,6 +180,11 @@ pub trait Snapshot {
     }
     /// How many ids carry `key` (a maintained count).
     fn count(&self, key: &[u8]) -> Result<u64, StoreError>;
+    /// How many instances carry `key` in `state`, for the pairs counted per state
+    /// ([`crate::projection::index::instance_state_counts`]).
+    fn count_in_state(&self, key: &[u8], state: State) -> Result<u64, StoreError> {
+        self.count(&crate::projection::index::in_state(key, state))
+    }
     /// Whether `id` carries `key` (a backend with a cheaper point lookup says so).
     fn contains(&self, key: &[u8], id: u128) -> Result<bool, StoreError> {
         Ok(self.seek(key, id)? == Some(id))

@@ -108,11 +108,11 @@ fn intersection_size(
     }
 }
 
-/// One key, or a pair with a count-only key ([`index::pair_count_key`]): the maintained
-/// count. Several: the size of the intersection.
+/// One key, or a pair counted per state ([`index::state_pair`]): the maintained count.
+/// Several: the size of the intersection.
 fn total<S: Snapshot + ?Sized>(snap: &S, keys: &[IndexKey]) -> Result<u64, StoreError> {
-    if let Some(pair) = index::pair_count_key(keys) {
-        return snap.count(&pair);
+    if let Some((key, state)) = index::state_pair(keys) {
+        return snap.count_in_state(&key, state);
     }
     match keys {
         [] => Ok(0),
@@ -159,11 +159,11 @@ pub fn page_at<S: Snapshot + ?Sized>(
         (Some(from), [one]) => snap.run_at(one, from, cut, limit.saturating_add(1))?,
         (Some(from), many) => intersect(many, from, limit.saturating_add(1), seek)?,
     };
-    let total = match (index::pair_count_key(keys), keys) {
-        (Some(pair), _) => snap.count_at(&pair, position)?,
-        (None, []) => 0,
-        (None, [one]) => snap.count_at(one, position)?,
-        (None, many) => intersection_size(
+    // Pairs counted per state keep no history: they intersect here.
+    let total = match keys {
+        [] => 0,
+        [one] => snap.count_at(one, position)?,
+        many => intersection_size(
             many,
             |k| snap.count_at(k, position),
             |k, from| snap.run_at(k, from, cut, TOTAL_CHUNK_IDS),

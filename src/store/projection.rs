@@ -25,8 +25,8 @@ use crate::projection::{IndexKey, index};
 /// embedded store keeps each current view's state-hash term; 8: PostgreSQL's index
 /// tables hold key digests ([`key_digest`]) instead of key bytes; 9: the embedded store
 /// keys short ids by their ordinal and keeps key number -> digest (the reverse map in
-/// memory); 10: count-only keys of a project's and a customer's instances per state
-/// ([`index::instance_count_keys`]).
+/// memory); 10: a project's and a customer's instances counted per state
+/// ([`index::instance_state_counts`]).
 pub const VERSION: u32 = 10;
 
 /// An instance's stored view (compact bytes) and, where the backend keeps it, its term of
@@ -54,6 +54,11 @@ pub(crate) trait ProjectionTables {
     /// arithmetic to its flush: nothing a decision reads depends on a count.
     fn shift_count(&mut self, key: &[u8], up: bool, history: Option<u64>)
     -> Result<(), StoreError>;
+    /// One instance more (`up`) or fewer carries `key` in `state` (current counts only,
+    /// no history). By default a count like any other, under [`index::in_state`].
+    fn shift_state_count(&mut self, key: &[u8], state: State, up: bool) -> Result<(), StoreError> {
+        self.shift_count(&index::in_state(key, state), up, None)
+    }
     /// Opens an interval: `id` carries `key` from `position` on.
     fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError>;
     /// Closes `id`'s open interval under `key` at `position` (if one is open).
@@ -156,9 +161,9 @@ impl Projector {
                     }
                 };
                 let old_keys = old.as_ref().map(index::instance_keys).unwrap_or_default();
-                let old_instance_count_keys = old
+                let old_pairs = old
                     .as_ref()
-                    .map(index::instance_count_keys)
+                    .map(index::instance_state_counts)
                     .unwrap_or_default();
                 let old_unique = old
                     .as_ref()
@@ -171,12 +176,7 @@ impl Projector {
                 let new = instance::evolve(old, id, event, env.version, env.at);
                 let new_keys = index::instance_keys(&new);
                 reindex(t, id, &old_keys, &new_keys, Some(env.position))?;
-                recount(
-                    t,
-                    &old_instance_count_keys,
-                    &index::instance_count_keys(&new),
-                    env.position,
-                )?;
+                recount(t, &old_pairs, &index::instance_state_counts(&new))?;
                 // Uniqueness keys answer "is this taken now"; they need no history.
                 reindex(t, id, &old_unique, &index::instance_unique_keys(&new), None)?;
                 // The fleet's state hash: a sum of per-instance hashes over the views'
@@ -252,19 +252,18 @@ fn reindex(
     Ok(())
 }
 
-/// Moves the count-only keys ([`index::instance_count_keys`]) from `old` to `new`: counts
-/// and their history, no runs.
+/// Moves the pairs counted per state ([`index::instance_state_counts`]) from `old` to
+/// `new`.
 fn recount(
     t: &mut dyn ProjectionTables,
-    old: &[IndexKey],
-    new: &[IndexKey],
-    position: u64,
+    old: &[(IndexKey, State)],
+    new: &[(IndexKey, State)],
 ) -> Result<(), StoreError> {
-    for key in old.iter().filter(|k| !new.contains(k)) {
-        t.shift_count(key, false, Some(position))?;
+    for (key, state) in old.iter().filter(|p| !new.contains(p)) {
+        t.shift_state_count(key, *state, false)?;
     }
-    for key in new.iter().filter(|k| !old.contains(k)) {
-        t.shift_count(key, true, Some(position))?;
+    for (key, state) in new.iter().filter(|p| !old.contains(p)) {
+        t.shift_state_count(key, *state, true)?;
     }
     Ok(())
 }

@@ -37,7 +37,7 @@ fn replay(
         }
     }
     progress(chain.head().position);
-    Ok((chain, KeyNumbers::from(tables.take_new_keys())))
+    Ok((chain, KeyNumbers::from(tables.finish()?)))
 }
 
 fn compare<K, V>(
@@ -156,6 +156,7 @@ impl Maintenance for RedbStore {
         compare(&read, &rebuilt, SHORT_IDS)?;
         compare(&read, &rebuilt, KEY_DIGESTS)?;
         compare(&read, &rebuilt, INDEX_COUNTS)?;
+        compare(&read, &rebuilt, STATE_COUNTS)?;
         compare(&read, &rebuilt, HISTORY)?;
         compare(&read, &rebuilt, COUNT_HISTORY)?;
         compare(&read, &rebuilt, TIMES)?;

@@ -255,7 +255,7 @@ impl RedbStore {
             };
             f(&mut w)?;
             dirty = w.dirty;
-            new_keys = w.projection.take_new_keys();
+            new_keys = w.projection.finish()?;
             if w.head != head {
                 meta.insert(HEAD_KEY, encode_head(&w.head).as_slice())
                     .map_err(io)?;

@@ -18,6 +18,7 @@ use super::tables::*;
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
 use crate::domain::instance::Instance;
+use crate::domain::lifecycle::State;
 
 pub(super) struct RedbRead {
     pub(super) txn: ReadTransaction,
@@ -173,6 +174,17 @@ impl Snapshot for RedbRead {
         // Instance keys keep their count in the count history only.
         let history = self.txn.open_table(COUNT_HISTORY).map_err(io)?;
         last_count(&history, k, u64::MAX)
+    }
+
+    fn count_in_state(&self, key: &[u8], state: State) -> Result<u64, StoreError> {
+        let Some(k) = self.number(key)? else {
+            return Ok(0);
+        };
+        let counts = self.txn.open_table(STATE_COUNTS).map_err(io)?;
+        Ok(counts
+            .get((k, state_code(state)))
+            .map_err(io)?
+            .map_or(0, |g| g.value()))
     }
 
     /// A point lookup: a range would cost a second descent for its upper bound.

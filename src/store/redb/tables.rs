@@ -7,6 +7,7 @@
 use ::redb::{ReadTransaction, ReadableDatabase, TableDefinition};
 
 use super::super::{Head, StoreError};
+use crate::domain::lifecycle::State;
 
 /// position -> 32-byte hash followed by the envelope's JSON bytes.
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -35,6 +36,13 @@ pub(super) const INDEX: TableDefinition<(u32, u128), ()> = TableDefinition::new(
 /// Key -> how many ids carry it, for the keys without history (resources, users,
 /// uniqueness claims); an instance key's current count is its last count-history row.
 pub(super) const INDEX_COUNTS: TableDefinition<u32, u64> = TableDefinition::new("counts_by_key");
+/// (key, state's place in [`State::ALL`]) -> how many instances carry the key in that
+/// state, for the keys counted per state
+/// ([`instance_state_counts`](crate::projection::index::instance_state_counts)); current
+/// counts only. A table of its own, a few rows per project and customer, so its pages
+/// stay hot where the counts of every host name and address would dilute them.
+pub(super) const STATE_COUNTS: TableDefinition<(u32, u8), u64> =
+    TableDefinition::new("counts_by_key_and_state");
 /// History for as-of reads, kept for instance index keys: (key, id, from position) ->
 /// to position (`u64::MAX` while open). The id was under the key at every position P
 /// with from <= P < to.
@@ -254,4 +262,14 @@ pub(super) fn last_event_at(
 /// Opens a read transaction on `db`.
 pub(super) fn begin_read(db: &::redb::Database) -> Result<ReadTransaction, StoreError> {
     db.begin_read().map_err(io)
+}
+
+/// A state's code in [`STATE_COUNTS`]: its place in [`State::ALL`] (reordering it changes
+/// the stored meaning, so it goes with a projection version).
+pub(super) fn state_code(state: State) -> u8 {
+    State::ALL
+        .iter()
+        .position(|s| *s == state)
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(u8::MAX)
 }

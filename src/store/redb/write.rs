@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use ::redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use uuid::Uuid;
 
+use crate::domain::lifecycle::State;
+
 use super::super::chain::{Checked, follows};
 use super::super::compact;
 use super::super::envelope::{Envelope, NewEvent, Payload};
@@ -39,6 +41,11 @@ pub(super) struct Tables<'t> {
     /// every creation moves (all, project, flavor, ...) would otherwise cost a seek for
     /// their last count-history row per event.
     counts_now: HashMap<u32, u64>,
+    /// The pair counts this transaction moved, written once each when it finishes
+    /// ([`Tables::finish`]): they have no history, so only the last value counts, and a
+    /// batch moves a project's running count once per event.
+    state_counts: HashMap<(u32, u8), u64>,
+    state_counts_table: Table<'t, (u32, u8), u64>,
     index: Table<'t, (u32, u128), ()>,
     counts: Table<'t, u32, u64>,
     history: Table<'t, (u32, u128, u64), u64>,
@@ -74,6 +81,8 @@ pub(super) fn open_projection<'t>(
         key_numbers: HashMap::new(),
         next_key,
         counts_now: HashMap::new(),
+        state_counts: HashMap::new(),
+        state_counts_table: txn.open_table(STATE_COUNTS).map_err(io)?,
         history: txn.open_table(HISTORY).map_err(io)?,
         count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
         times: txn.open_table(TIMES).map_err(io)?,
@@ -102,6 +111,7 @@ pub(super) fn drop_projection(txn: &WriteTransaction) -> Result<(), StoreError> 
     txn.delete_table(SHORT_IDS).map_err(io)?;
     txn.delete_table(INDEX).map_err(io)?;
     txn.delete_table(INDEX_COUNTS).map_err(io)?;
+    txn.delete_table(STATE_COUNTS).map_err(io)?;
     txn.delete_table(HISTORY).map_err(io)?;
     txn.delete_table(COUNT_HISTORY).map_err(io)?;
     txn.delete_table(TIMES).map_err(io)?;
@@ -163,9 +173,17 @@ impl Tables<'_> {
         Ok(found)
     }
 
-    /// The keys this transaction numbered (to publish with its commit).
-    pub(super) fn take_new_keys(&mut self) -> NewKeys {
-        std::mem::take(&mut self.new_keys)
+    /// Writes what the transaction deferred; returns the keys it numbered (to publish
+    /// with its commit).
+    pub(super) fn finish(&mut self) -> Result<NewKeys, StoreError> {
+        for (pair, count) in std::mem::take(&mut self.state_counts) {
+            match count {
+                0 => self.state_counts_table.remove(pair).map(|_| ()),
+                n => self.state_counts_table.insert(pair, n).map(|_| ()),
+            }
+            .map_err(io)?;
+        }
+        Ok(std::mem::take(&mut self.new_keys))
     }
 
     /// The key's number, given now if the key is new.
@@ -262,6 +280,20 @@ impl ProjectionTables for Tables<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn shift_state_count(&mut self, key: &[u8], state: State, up: bool) -> Result<(), StoreError> {
+        let pair = (self.numbered(key)?, state_code(state));
+        let now = match self.state_counts.get(&pair) {
+            Some(n) => *n,
+            None => self
+                .state_counts_table
+                .get(pair)
+                .map_err(io)?
+                .map_or(0, |g| g.value()),
+        };
+        self.state_counts.insert(pair, shifted(now, up));
         Ok(())
     }
 
