@@ -86,21 +86,38 @@ pub fn instance_keys(inst: &Instance) -> Vec<IndexKey> {
     keys
 }
 
-/// The keys an instance is also counted under per state: its project's and its
-/// customer's. Only the current count of each (key, state) pair is kept (no run, no
-/// interval, no history), so "a project's or customer's instances in a state" now (the
-/// list every tenant-scoped caller asks for) totals in one lookup instead of an
-/// intersection that grows with the fleet. A state change moves four such counts; a
-/// history row per move cost a sixth of the writer's throughput, so as-of totals of such
-/// pairs still intersect.
-pub fn instance_state_counts(inst: &Instance) -> Vec<(IndexKey, State)> {
+/// A key an instance is also counted under per state, and whether the pair's counts
+/// keep their history (for as-of totals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatePair {
+    pub key: IndexKey,
+    pub state: State,
+    pub history: bool,
+}
+
+/// The pairs an instance is counted under: its project's key and its customer's, in its
+/// state. A pair's count alone answers "a project's or customer's instances in a state"
+/// (the list every tenant-scoped caller asks for) in one lookup, where the intersection
+/// of two runs grows with the fleet. Project pairs keep a count-history row per move, so
+/// as-of totals are lookups too; customer pairs keep their current count only (two
+/// history rows more per state change would take the lifecycle mix past 1 KiB per event),
+/// so their as-of totals intersect.
+pub fn instance_state_counts(inst: &Instance) -> Vec<StatePair> {
     if inst.state == State::Purged {
         return Vec::new();
     }
     let s = &inst.spec;
     vec![
-        (Filter::ProjectId(s.project_id).index_key(), inst.state),
-        (Filter::CustomerId(s.customer_id).index_key(), inst.state),
+        StatePair {
+            key: Filter::ProjectId(s.project_id).index_key(),
+            state: inst.state,
+            history: true,
+        },
+        StatePair {
+            key: Filter::CustomerId(s.customer_id).index_key(),
+            state: inst.state,
+            history: false,
+        },
     ]
 }
 
@@ -114,21 +131,33 @@ pub fn in_state(counted: &[u8], state: State) -> IndexKey {
 /// The pair counted per state ([`instance_state_counts`]) whose count is the size of the
 /// intersection of `keys`, when there is one: exactly a state key and a project or
 /// customer key, in either order.
-pub fn state_pair(keys: &[IndexKey]) -> Option<(IndexKey, State)> {
+pub fn state_pair(keys: &[IndexKey]) -> Option<StatePair> {
     let state_of = |k: &IndexKey| {
         State::ALL
             .into_iter()
             .find(|s| Filter::State(*s).index_key() == *k)
     };
-    let counted = |k: &IndexKey| {
-        serde_json::from_slice::<Vec<String>>(k).is_ok_and(|parts| {
-            parts.len() == 2 && matches!(parts[0].as_str(), "project_id" | "customer_id")
+    let kind = |k: &IndexKey| {
+        serde_json::from_slice::<Vec<String>>(k)
+            .ok()
+            .filter(|parts| parts.len() == 2)
+            .and_then(|parts| match parts[0].as_str() {
+                "project_id" => Some(true),
+                "customer_id" => Some(false),
+                _ => None,
+            })
+    };
+    let pair = |key: &IndexKey, state| {
+        kind(key).map(|history| StatePair {
+            key: key.clone(),
+            state,
+            history,
         })
     };
     match keys {
         [a, b] => match (state_of(a), state_of(b)) {
-            (Some(s), None) if counted(b) => Some((b.clone(), s)),
-            (None, Some(s)) if counted(a) => Some((a.clone(), s)),
+            (Some(s), None) => pair(b, s),
+            (None, Some(s)) => pair(a, s),
             _ => None,
         },
         _ => None,
@@ -242,12 +271,20 @@ mod tests {
         let project = Filter::ProjectId(Uuid::from_u128(1)).index_key();
         let customer = Filter::CustomerId(Uuid::from_u128(2)).index_key();
         let name = Filter::Name("project_id".into()).index_key();
-        let want = Some((project.clone(), State::Running));
+        let want = Some(StatePair {
+            key: project.clone(),
+            state: State::Running,
+            history: true,
+        });
         assert_eq!(state_pair(&[running.clone(), project.clone()]), want);
         assert_eq!(state_pair(&[project.clone(), running.clone()]), want);
         assert_eq!(
             state_pair(&[customer.clone(), running.clone()]),
-            Some((customer.clone(), State::Running))
+            Some(StatePair {
+                key: customer.clone(),
+                state: State::Running,
+                history: false,
+            })
         );
         assert_ne!(
             in_state(&customer, State::Running),

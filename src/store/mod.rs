@@ -185,6 +185,16 @@ pub trait Snapshot {
     fn count_in_state(&self, key: &[u8], state: State) -> Result<u64, StoreError> {
         self.count(&crate::projection::index::in_state(key, state))
     }
+    /// How many instances carried `key` in `state` after `position`, for the pairs that
+    /// keep a history.
+    fn count_in_state_at(
+        &self,
+        key: &[u8],
+        state: State,
+        position: u64,
+    ) -> Result<u64, StoreError> {
+        self.count_at(&crate::projection::index::in_state(key, state), position)
+    }
     /// Whether `id` carries `key` (a backend with a cheaper point lookup says so).
     fn contains(&self, key: &[u8], id: u128) -> Result<bool, StoreError> {
         Ok(self.seek(key, id)? == Some(id))

@@ -111,8 +111,8 @@ fn intersection_size(
 /// One key, or a pair counted per state ([`index::state_pair`]): the maintained count.
 /// Several: the size of the intersection.
 fn total<S: Snapshot + ?Sized>(snap: &S, keys: &[IndexKey]) -> Result<u64, StoreError> {
-    if let Some((key, state)) = index::state_pair(keys) {
-        return snap.count_in_state(&key, state);
+    if let Some(pair) = index::state_pair(keys) {
+        return snap.count_in_state(&pair.key, pair.state);
     }
     match keys {
         [] => Ok(0),
@@ -159,11 +159,13 @@ pub fn page_at<S: Snapshot + ?Sized>(
         (Some(from), [one]) => snap.run_at(one, from, cut, limit.saturating_add(1))?,
         (Some(from), many) => intersect(many, from, limit.saturating_add(1), seek)?,
     };
-    // Pairs counted per state keep no history: they intersect here.
-    let total = match keys {
-        [] => 0,
-        [one] => snap.count_at(one, position)?,
-        many => intersection_size(
+    let total = match (index::state_pair(keys), keys) {
+        (Some(pair), _) if pair.history => {
+            snap.count_in_state_at(&pair.key, pair.state, position)?
+        }
+        (_, []) => 0,
+        (_, [one]) => snap.count_at(one, position)?,
+        (_, many) => intersection_size(
             many,
             |k| snap.count_at(k, position),
             |k, from| snap.run_at(k, from, cut, TOTAL_CHUNK_IDS),

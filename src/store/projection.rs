@@ -13,7 +13,8 @@ use crate::domain::catalog::Resource;
 use crate::domain::identity;
 use crate::domain::instance::{self, Instance};
 use crate::domain::lifecycle::State;
-use crate::projection::{IndexKey, index};
+use crate::projection::IndexKey;
+use crate::projection::index::{self, StatePair};
 
 /// The version of the projection logic. Bump it whenever the same log would project
 /// differently (new keys, new tables, a changed view): stores built by an older version
@@ -54,10 +55,17 @@ pub(crate) trait ProjectionTables {
     /// arithmetic to its flush: nothing a decision reads depends on a count.
     fn shift_count(&mut self, key: &[u8], up: bool, history: Option<u64>)
     -> Result<(), StoreError>;
-    /// One instance more (`up`) or fewer carries `key` in `state` (current counts only,
-    /// no history). By default a count like any other, under [`index::in_state`].
-    fn shift_state_count(&mut self, key: &[u8], state: State, up: bool) -> Result<(), StoreError> {
-        self.shift_count(&index::in_state(key, state), up, None)
+    /// One instance more (`up`) or fewer carries `key` in `state`; with a position, the
+    /// count after that event is recorded for as-of reads. By default a count like any
+    /// other, under [`index::in_state`].
+    fn shift_state_count(
+        &mut self,
+        key: &[u8],
+        state: State,
+        up: bool,
+        history: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.shift_count(&index::in_state(key, state), up, history)
     }
     /// Opens an interval: `id` carries `key` from `position` on.
     fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError>;
@@ -176,7 +184,12 @@ impl Projector {
                 let new = instance::evolve(old, id, event, env.version, env.at);
                 let new_keys = index::instance_keys(&new);
                 reindex(t, id, &old_keys, &new_keys, Some(env.position))?;
-                recount(t, &old_pairs, &index::instance_state_counts(&new))?;
+                recount(
+                    t,
+                    &old_pairs,
+                    &index::instance_state_counts(&new),
+                    env.position,
+                )?;
                 // Uniqueness keys answer "is this taken now"; they need no history.
                 reindex(t, id, &old_unique, &index::instance_unique_keys(&new), None)?;
                 // The fleet's state hash: a sum of per-instance hashes over the views'
@@ -256,14 +269,18 @@ fn reindex(
 /// `new`.
 fn recount(
     t: &mut dyn ProjectionTables,
-    old: &[(IndexKey, State)],
-    new: &[(IndexKey, State)],
+    old: &[StatePair],
+    new: &[StatePair],
+    position: u64,
 ) -> Result<(), StoreError> {
-    for (key, state) in old.iter().filter(|p| !new.contains(p)) {
-        t.shift_state_count(key, *state, false)?;
-    }
-    for (key, state) in new.iter().filter(|p| !old.contains(p)) {
-        t.shift_state_count(key, *state, true)?;
+    for (pair, up) in old
+        .iter()
+        .filter(|p| !new.contains(p))
+        .map(|p| (p, false))
+        .chain(new.iter().filter(|p| !old.contains(p)).map(|p| (p, true)))
+    {
+        let history = pair.history.then_some(position);
+        t.shift_state_count(&pair.key, pair.state, up, history)?;
     }
     Ok(())
 }

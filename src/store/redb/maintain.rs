@@ -157,6 +157,7 @@ impl Maintenance for RedbStore {
         compare(&read, &rebuilt, KEY_DIGESTS)?;
         compare(&read, &rebuilt, INDEX_COUNTS)?;
         compare(&read, &rebuilt, STATE_COUNTS)?;
+        compare(&read, &rebuilt, STATE_COUNT_HISTORY)?;
         compare(&read, &rebuilt, HISTORY)?;
         compare(&read, &rebuilt, COUNT_HISTORY)?;
         compare(&read, &rebuilt, TIMES)?;

@@ -180,11 +180,27 @@ impl Snapshot for RedbRead {
         let Some(k) = self.number(key)? else {
             return Ok(0);
         };
+        let pair = (k, state_code(state));
+        // A pair lives in one of the two tables: with its history or without.
         let counts = self.txn.open_table(STATE_COUNTS).map_err(io)?;
-        Ok(counts
-            .get((k, state_code(state)))
-            .map_err(io)?
-            .map_or(0, |g| g.value()))
+        if let Some(n) = counts.get(pair).map_err(io)? {
+            return Ok(n.value());
+        }
+        let history = self.txn.open_table(STATE_COUNT_HISTORY).map_err(io)?;
+        last_state_count(&history, pair, u64::MAX)
+    }
+
+    fn count_in_state_at(
+        &self,
+        key: &[u8],
+        state: State,
+        position: u64,
+    ) -> Result<u64, StoreError> {
+        let Some(k) = self.number(key)? else {
+            return Ok(0);
+        };
+        let history = self.txn.open_table(STATE_COUNT_HISTORY).map_err(io)?;
+        last_state_count(&history, (k, state_code(state)), position)
     }
 
     /// A point lookup: a range would cost a second descent for its upper bound.

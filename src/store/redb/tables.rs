@@ -37,12 +37,17 @@ pub(super) const INDEX: TableDefinition<(u32, u128), ()> = TableDefinition::new(
 /// uniqueness claims); an instance key's current count is its last count-history row.
 pub(super) const INDEX_COUNTS: TableDefinition<u32, u64> = TableDefinition::new("counts_by_key");
 /// (key, state's place in [`State::ALL`]) -> how many instances carry the key in that
-/// state, for the keys counted per state
-/// ([`instance_state_counts`](crate::projection::index::instance_state_counts)); current
-/// counts only. A table of its own, a few rows per project and customer, so its pages
-/// stay hot where the counts of every host name and address would dilute them.
+/// state, for the pairs counted per state without a history
+/// ([`instance_state_counts`](crate::projection::index::instance_state_counts)). A table
+/// of its own, a few rows per customer, so its pages stay hot where the counts of every
+/// host name and address would dilute them.
 pub(super) const STATE_COUNTS: TableDefinition<(u32, u8), u64> =
     TableDefinition::new("counts_by_key_and_state");
+/// (key, state's place, position) -> how many instances carried the key in that state
+/// after that event, for the pairs that keep a history; a pair's current count is its
+/// last row.
+pub(super) const STATE_COUNT_HISTORY: TableDefinition<(u32, u8, u64), u64> =
+    TableDefinition::new("count_history_by_key_and_state");
 /// History for as-of reads, kept for instance index keys: (key, id, from position) ->
 /// to position (`u64::MAX` while open). The id was under the key at every position P
 /// with from <= P < to.
@@ -272,4 +277,20 @@ pub(super) fn state_code(state: State) -> u8 {
         .position(|s| *s == state)
         .and_then(|i| u8::try_from(i).ok())
         .unwrap_or(u8::MAX)
+}
+
+/// The count recorded for a pair at or before `position` (0 if none).
+pub(super) fn last_state_count(
+    history: &impl ::redb::ReadableTable<(u32, u8, u64), u64>,
+    (key, state): (u32, u8),
+    position: u64,
+) -> Result<u64, StoreError> {
+    match history
+        .range((key, state, 0)..=(key, state, position))
+        .map_err(io)?
+        .next_back()
+    {
+        Some(row) => Ok(row.map_err(io)?.1.value()),
+        None => Ok(0),
+    }
 }

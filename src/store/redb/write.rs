@@ -46,6 +46,9 @@ pub(super) struct Tables<'t> {
     /// batch moves a project's running count once per event.
     state_counts: HashMap<(u32, u8), u64>,
     state_counts_table: Table<'t, (u32, u8), u64>,
+    /// The current count of pairs with a history read or written in this transaction.
+    state_counts_now: HashMap<(u32, u8), u64>,
+    state_count_history: Table<'t, (u32, u8, u64), u64>,
     index: Table<'t, (u32, u128), ()>,
     counts: Table<'t, u32, u64>,
     history: Table<'t, (u32, u128, u64), u64>,
@@ -83,6 +86,8 @@ pub(super) fn open_projection<'t>(
         counts_now: HashMap::new(),
         state_counts: HashMap::new(),
         state_counts_table: txn.open_table(STATE_COUNTS).map_err(io)?,
+        state_counts_now: HashMap::new(),
+        state_count_history: txn.open_table(STATE_COUNT_HISTORY).map_err(io)?,
         history: txn.open_table(HISTORY).map_err(io)?,
         count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
         times: txn.open_table(TIMES).map_err(io)?,
@@ -112,6 +117,7 @@ pub(super) fn drop_projection(txn: &WriteTransaction) -> Result<(), StoreError> 
     txn.delete_table(INDEX).map_err(io)?;
     txn.delete_table(INDEX_COUNTS).map_err(io)?;
     txn.delete_table(STATE_COUNTS).map_err(io)?;
+    txn.delete_table(STATE_COUNT_HISTORY).map_err(io)?;
     txn.delete_table(HISTORY).map_err(io)?;
     txn.delete_table(COUNT_HISTORY).map_err(io)?;
     txn.delete_table(TIMES).map_err(io)?;
@@ -283,17 +289,38 @@ impl ProjectionTables for Tables<'_> {
         Ok(())
     }
 
-    fn shift_state_count(&mut self, key: &[u8], state: State, up: bool) -> Result<(), StoreError> {
+    fn shift_state_count(
+        &mut self,
+        key: &[u8],
+        state: State,
+        up: bool,
+        history: Option<u64>,
+    ) -> Result<(), StoreError> {
         let pair = (self.numbered(key)?, state_code(state));
-        let now = match self.state_counts.get(&pair) {
-            Some(n) => *n,
-            None => self
-                .state_counts_table
-                .get(pair)
-                .map_err(io)?
-                .map_or(0, |g| g.value()),
+        let Some(position) = history else {
+            let now = match self.state_counts.get(&pair) {
+                Some(n) => *n,
+                None => self
+                    .state_counts_table
+                    .get(pair)
+                    .map_err(io)?
+                    .map_or(0, |g| g.value()),
+            };
+            self.state_counts.insert(pair, shifted(now, up));
+            return Ok(());
         };
-        self.state_counts.insert(pair, shifted(now, up));
+        let now = match self.state_counts_now.get(&pair) {
+            Some(n) => *n,
+            None => last_state_count(&self.state_count_history, pair, u64::MAX)?,
+        };
+        let next = shifted(now, up);
+        self.state_count_history
+            .insert((pair.0, pair.1, position), next)
+            .map_err(io)?;
+        if self.state_counts_now.len() >= PROJECTION_CACHE_ENTRIES {
+            self.state_counts_now.clear();
+        }
+        self.state_counts_now.insert(pair, next);
         Ok(())
     }
 
