@@ -91,3 +91,10 @@ pub const POSTGRES_READERS: usize = 24;
 /// counted (the ids of each chunk are then looked up in the other filters' runs): one
 /// range per chunk instead of a seek per id, and a bounded buffer whatever the run's size.
 pub const TOTAL_CHUNK_IDS: usize = 1024;
+
+/// How long the writer holds a batch of driver completions only, waiting for a client's
+/// request to share its commit. A completion is queued the moment the request it
+/// completes is answered, so at one connection it took a commit of its own and the next
+/// request waited behind it (two commits per create); held this long it rides with that
+/// next request. Under load every batch holds client requests and nothing waits.
+pub const BACKGROUND_LINGER: std::time::Duration = std::time::Duration::from_millis(2);

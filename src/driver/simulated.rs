@@ -101,7 +101,7 @@ async fn complete(ledger: Ledger, pending: Pending, failure_rate: f64) -> Pendin
             actor: "driver:simulated".into(),
             token_id: None,
             request_id: Uuid::now_v7().to_string(),
-            origin: "driver".into(),
+            origin: crate::service::DRIVER_ORIGIN.into(),
             idempotency: None,
             staff: false,
         },

@@ -20,7 +20,7 @@ use crate::domain::instance::{self, Instance};
 use crate::store::{EventStore, StoreError};
 pub use idempotency::IdempotencyKey;
 pub use prepare::{InstanceRequest, Reference, Sizes};
-pub use writer::{Pending, WriterConfig};
+pub use writer::{DRIVER_ORIGIN, Pending, WriterConfig};
 
 /// Who asked, through which request and surface, and under which idempotency key.
 #[derive(Debug, Clone)]

@@ -18,10 +18,13 @@ use crate::domain::catalog::{self, Grant, Resource};
 use crate::domain::identity::{self, UserCommand};
 use crate::domain::instance::{self, Instance};
 use crate::domain::{DomainError, short_id};
-use crate::limits::SHORT_ID_ORDINAL_TRIES;
+use crate::limits::{BACKGROUND_LINGER, SHORT_ID_ORDINAL_TRIES};
 use crate::projection::index;
 use crate::store::envelope::{Payload, Provenance};
 use crate::store::{EventStore, NewEvent, StoreError, StreamKind, WriteTxn};
+
+/// The origin of the requests drivers make ([`crate::driver`]): nobody waits on them.
+pub const DRIVER_ORIGIN: &str = "driver";
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -97,16 +100,38 @@ type Step = Result<Result<Reply, ServiceError>, StoreError>;
 
 impl Writer {
     fn run(&mut self) {
+        // Only for the linger's timer: the writer is a thread of its own, not a task.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build();
         while let Some(first) = self.rx.blocking_recv() {
             let mut jobs = vec![first];
-            while jobs.len() < self.config.batch_limit {
-                match self.rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
+            self.drain(&mut jobs);
+            if let Ok(timer) = &timer
+                && jobs
+                    .iter()
+                    .all(|job| job.request.meta.origin == DRIVER_ORIGIN)
+            {
+                let next = timer.block_on(async {
+                    tokio::time::timeout(BACKGROUND_LINGER, self.rx.recv()).await
+                });
+                if let Ok(Some(job)) = next {
+                    jobs.push(job);
+                    self.drain(&mut jobs);
                 }
             }
             metrics::gauge!("ledger_write_queue_depth").set(self.rx.len() as f64);
             self.commit_batch(jobs);
+        }
+    }
+
+    /// Adds what is queued now to the batch, up to its limit.
+    fn drain(&mut self, jobs: &mut Vec<Job>) {
+        while jobs.len() < self.config.batch_limit {
+            match self.rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
         }
     }
 
