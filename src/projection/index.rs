@@ -101,7 +101,7 @@ pub struct StatePair {
 /// of two runs grows with the fleet. Project pairs keep a count-history row per move, so
 /// as-of totals are lookups too; customer pairs keep their current count only (two
 /// history rows more per state change would take the lifecycle mix past 1 KiB per event),
-/// so their as-of totals intersect.
+/// so their as-of totals intersect. A backend may keep none (PostgreSQL does not).
 pub fn instance_state_counts(inst: &Instance) -> Vec<StatePair> {
     if inst.state == State::Purged {
         return Vec::new();
@@ -119,13 +119,6 @@ pub fn instance_state_counts(inst: &Instance) -> Vec<StatePair> {
             history: false,
         },
     ]
-}
-
-/// A key standing for the pair (`counted`, `state`), for a backend that keeps pair
-/// counts among its other counts.
-pub fn in_state(counted: &[u8], state: State) -> IndexKey {
-    let inner = String::from_utf8_lossy(counted);
-    key(&["in_state", state.as_str(), &inner])
 }
 
 /// The pair counted per state ([`instance_state_counts`]) whose count is the size of the
@@ -285,10 +278,6 @@ mod tests {
                 state: State::Running,
                 history: false,
             })
-        );
-        assert_ne!(
-            in_state(&customer, State::Running),
-            in_state(&customer, State::Stopped)
         );
         for keys in [
             vec![running.clone(), name],

@@ -181,19 +181,20 @@ pub trait Snapshot {
     /// How many ids carry `key` (a maintained count).
     fn count(&self, key: &[u8]) -> Result<u64, StoreError>;
     /// How many instances carry `key` in `state`, for the pairs counted per state
-    /// ([`crate::projection::index::instance_state_counts`]).
-    fn count_in_state(&self, key: &[u8], state: State) -> Result<u64, StoreError> {
-        self.count(&crate::projection::index::in_state(key, state))
+    /// ([`crate::projection::index::instance_state_counts`]); `None` from a backend that
+    /// keeps no pair counts (the total is then an intersection).
+    fn count_in_state(&self, _key: &[u8], _state: State) -> Result<Option<u64>, StoreError> {
+        Ok(None)
     }
     /// How many instances carried `key` in `state` after `position`, for the pairs that
-    /// keep a history.
+    /// keep a history; `None` as for `count_in_state`.
     fn count_in_state_at(
         &self,
-        key: &[u8],
-        state: State,
-        position: u64,
-    ) -> Result<u64, StoreError> {
-        self.count_at(&crate::projection::index::in_state(key, state), position)
+        _key: &[u8],
+        _state: State,
+        _position: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(None)
     }
     /// Whether `id` carries `key` (a backend with a cheaper point lookup says so).
     fn contains(&self, key: &[u8], id: u128) -> Result<bool, StoreError> {

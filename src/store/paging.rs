@@ -111,8 +111,10 @@ fn intersection_size(
 /// One key, or a pair counted per state ([`index::state_pair`]): the maintained count.
 /// Several: the size of the intersection.
 fn total<S: Snapshot + ?Sized>(snap: &S, keys: &[IndexKey]) -> Result<u64, StoreError> {
-    if let Some(pair) = index::state_pair(keys) {
-        return snap.count_in_state(&pair.key, pair.state);
+    if let Some(pair) = index::state_pair(keys)
+        && let Some(n) = snap.count_in_state(&pair.key, pair.state)?
+    {
+        return Ok(n);
     }
     match keys {
         [] => Ok(0),
@@ -159,10 +161,12 @@ pub fn page_at<S: Snapshot + ?Sized>(
         (Some(from), [one]) => snap.run_at(one, from, cut, limit.saturating_add(1))?,
         (Some(from), many) => intersect(many, from, limit.saturating_add(1), seek)?,
     };
-    let total = match (index::state_pair(keys), keys) {
-        (Some(pair), _) if pair.history => {
-            snap.count_in_state_at(&pair.key, pair.state, position)?
-        }
+    let counted = match index::state_pair(keys) {
+        Some(pair) if pair.history => snap.count_in_state_at(&pair.key, pair.state, position)?,
+        _ => None,
+    };
+    let total = match (counted, keys) {
+        (Some(n), _) => n,
         (_, []) => 0,
         (_, [one]) => snap.count_at(one, position)?,
         (_, many) => intersection_size(

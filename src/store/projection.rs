@@ -26,8 +26,8 @@ use crate::projection::index::{self, StatePair};
 /// embedded store keeps each current view's state-hash term; 8: PostgreSQL's index
 /// tables hold key digests ([`key_digest`]) instead of key bytes; 9: the embedded store
 /// keys short ids by their ordinal and keeps key number -> digest (the reverse map in
-/// memory); 10: a project's and a customer's instances counted per state
-/// ([`index::instance_state_counts`]).
+/// memory); 10: (embedded store) a project's and a customer's instances counted per
+/// state ([`index::instance_state_counts`]).
 pub const VERSION: u32 = 10;
 
 /// An instance's stored view (compact bytes) and, where the backend keeps it, its term of
@@ -56,16 +56,18 @@ pub(crate) trait ProjectionTables {
     fn shift_count(&mut self, key: &[u8], up: bool, history: Option<u64>)
     -> Result<(), StoreError>;
     /// One instance more (`up`) or fewer carries `key` in `state`; with a position, the
-    /// count after that event is recorded for as-of reads. By default a count like any
-    /// other, under [`index::in_state`].
+    /// count after that event is recorded for as-of reads. A backend that keeps no pair
+    /// counts (PostgreSQL: each would be a row upsert and a count-history row more per
+    /// state change, where rows are its whole cost) ignores it, and its snapshots say
+    /// so ([`super::Snapshot::count_in_state`]).
     fn shift_state_count(
         &mut self,
-        key: &[u8],
-        state: State,
-        up: bool,
-        history: Option<u64>,
+        _key: &[u8],
+        _state: State,
+        _up: bool,
+        _history: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.shift_count(&index::in_state(key, state), up, history)
+        Ok(())
     }
     /// Opens an interval: `id` carries `key` from `position` on.
     fn open_interval(&mut self, key: &[u8], id: Uuid, position: u64) -> Result<(), StoreError>;

@@ -176,18 +176,18 @@ impl Snapshot for RedbRead {
         last_count(&history, k, u64::MAX)
     }
 
-    fn count_in_state(&self, key: &[u8], state: State) -> Result<u64, StoreError> {
+    fn count_in_state(&self, key: &[u8], state: State) -> Result<Option<u64>, StoreError> {
         let Some(k) = self.number(key)? else {
-            return Ok(0);
+            return Ok(Some(0));
         };
         let pair = (k, state_code(state));
         // A pair lives in one of the two tables: with its history or without.
         let counts = self.txn.open_table(STATE_COUNTS).map_err(io)?;
         if let Some(n) = counts.get(pair).map_err(io)? {
-            return Ok(n.value());
+            return Ok(Some(n.value()));
         }
         let history = self.txn.open_table(STATE_COUNT_HISTORY).map_err(io)?;
-        last_state_count(&history, pair, u64::MAX)
+        last_state_count(&history, pair, u64::MAX).map(Some)
     }
 
     fn count_in_state_at(
@@ -195,12 +195,12 @@ impl Snapshot for RedbRead {
         key: &[u8],
         state: State,
         position: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
         let Some(k) = self.number(key)? else {
-            return Ok(0);
+            return Ok(Some(0));
         };
         let history = self.txn.open_table(STATE_COUNT_HISTORY).map_err(io)?;
-        last_state_count(&history, (k, state_code(state)), position)
+        last_state_count(&history, (k, state_code(state)), position).map(Some)
     }
 
     /// A point lookup: a range would cost a second descent for its upper bound.
