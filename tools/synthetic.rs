@@ -31,6 +31,11 @@ pub fn project(n: u128) -> Uuid {
     Uuid::from_u128(0x1000 + n)
 }
 
+/// The customer of projects `n`, `n + 10`, `n + 20`, ... (a tenth of the fleet).
+pub fn customer(n: u128) -> Uuid {
+    Uuid::from_u128(0x2000 + n)
+}
+
 fn spec(n: u64, rng: &mut StdRng) -> instance::Spec {
     let p = rng.random_range(0..PROJECTS);
     instance::Spec {
@@ -42,7 +47,7 @@ fn spec(n: u64, rng: &mut StdRng) -> instance::Spec {
         hostname: Some(format!("vm-{n}")),
         description: None,
         project_id: project(p),
-        customer_id: Uuid::from_u128(0x2000 + p % 10),
+        customer_id: customer(p % 10),
         sizing: Sizing {
             flavor_id: Uuid::from_u128(0x3000 + (n % 5) as u128),
             vcpus: 2,
