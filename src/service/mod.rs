@@ -3,6 +3,7 @@
 //! commit) and comes back as a reply once durable. Reads are the `query` layer's.
 
 pub mod address;
+mod batch;
 pub mod idempotency;
 pub mod prepare;
 pub mod writer;

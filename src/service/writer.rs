@@ -12,13 +12,14 @@ use uuid::Uuid;
 
 use super::AddressProblem;
 use super::address::Network;
+use super::batch::Batches;
 use super::idempotency::Record;
 use super::{Job, Outcome, Reply, ServiceError, WriteCommand, WriteRequest};
 use crate::domain::catalog::{self, Grant, Resource};
 use crate::domain::identity::{self, UserCommand};
 use crate::domain::instance::{self, Instance};
 use crate::domain::{DomainError, short_id};
-use crate::limits::{BACKGROUND_LINGER, SHORT_ID_ORDINAL_TRIES};
+use crate::limits::SHORT_ID_ORDINAL_TRIES;
 use crate::projection::index;
 use crate::store::envelope::{Payload, Provenance};
 use crate::store::{EventStore, NewEvent, StoreError, StreamKind, WriteTxn};
@@ -70,10 +71,9 @@ pub(super) fn spawn(
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
         }
     };
+    let batches = Batches::new(rx, config.batch_limit);
     let mut writer = Writer {
         store,
-        rx,
-        config,
         pending,
         last_at,
         last_failure,
@@ -81,14 +81,12 @@ pub(super) fn spawn(
     };
     std::thread::Builder::new()
         .name("ledger-writer".into())
-        .spawn(move || writer.run())
+        .spawn(move || writer.run(batches))
         .map_err(|e| ServiceError::Unavailable(format!("cannot start the writer: {e}")))
 }
 
 struct Writer {
     store: Arc<dyn EventStore>,
-    rx: mpsc::Receiver<Job>,
-    config: WriterConfig,
     pending: Option<mpsc::UnboundedSender<Pending>>,
     last_at: DateTime<Utc>,
     last_failure: Arc<Mutex<Option<String>>>,
@@ -99,39 +97,10 @@ struct Writer {
 type Step = Result<Result<Reply, ServiceError>, StoreError>;
 
 impl Writer {
-    fn run(&mut self) {
-        // Only for the linger's timer: the writer is a thread of its own, not a task.
-        let timer = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build();
-        while let Some(first) = self.rx.blocking_recv() {
-            let mut jobs = vec![first];
-            self.drain(&mut jobs);
-            if let Ok(timer) = &timer
-                && jobs
-                    .iter()
-                    .all(|job| job.request.meta.origin == DRIVER_ORIGIN)
-            {
-                let next = timer.block_on(async {
-                    tokio::time::timeout(BACKGROUND_LINGER, self.rx.recv()).await
-                });
-                if let Ok(Some(job)) = next {
-                    jobs.push(job);
-                    self.drain(&mut jobs);
-                }
-            }
-            metrics::gauge!("ledger_write_queue_depth").set(self.rx.len() as f64);
+    fn run(&mut self, mut batches: Batches) {
+        while let Some(jobs) = batches.next_batch() {
+            metrics::gauge!("ledger_write_queue_depth").set(batches.queued() as f64);
             self.commit_batch(jobs);
-        }
-    }
-
-    /// Adds what is queued now to the batch, up to its limit.
-    fn drain(&mut self, jobs: &mut Vec<Job>) {
-        while jobs.len() < self.config.batch_limit {
-            match self.rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
         }
     }
 
