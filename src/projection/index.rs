@@ -95,54 +95,61 @@ pub struct StatePair {
     pub history: bool,
 }
 
+/// The filters whose keys are counted per state, and whether those counts keep their
+/// history. Project pairs keep a count-history row per move, so as-of totals are lookups
+/// too; customer pairs keep their current count only (two history rows more per state
+/// change would take the lifecycle mix past 1 KiB per event), so their as-of totals
+/// intersect.
+fn counted_with_history(filter: &Filter) -> Option<bool> {
+    match filter {
+        Filter::ProjectId(_) => Some(true),
+        Filter::CustomerId(_) => Some(false),
+        _ => None,
+    }
+}
+
 /// The pairs an instance is counted under: its project's key and its customer's, in its
 /// state. A pair's count alone answers "a project's or customer's instances in a state"
 /// (the list every tenant-scoped caller asks for) in one lookup, where the intersection
-/// of two runs grows with the fleet. Project pairs keep a count-history row per move, so
-/// as-of totals are lookups too; customer pairs keep their current count only (two
-/// history rows more per state change would take the lifecycle mix past 1 KiB per event),
-/// so their as-of totals intersect. A backend may keep none (PostgreSQL does not).
+/// of two runs grows with the fleet. A backend may keep none (PostgreSQL does not).
 pub fn instance_state_counts(inst: &Instance) -> Vec<StatePair> {
     if inst.state == State::Purged {
         return Vec::new();
     }
     let s = &inst.spec;
-    vec![
-        StatePair {
-            key: Filter::ProjectId(s.project_id).index_key(),
-            state: inst.state,
-            history: true,
-        },
-        StatePair {
-            key: Filter::CustomerId(s.customer_id).index_key(),
-            state: inst.state,
-            history: false,
-        },
+    [
+        Filter::ProjectId(s.project_id),
+        Filter::CustomerId(s.customer_id),
     ]
+    .iter()
+    .filter_map(|f| {
+        counted_with_history(f).map(|history| StatePair {
+            key: f.index_key(),
+            state: inst.state,
+            history,
+        })
+    })
+    .collect()
 }
 
 /// The pair counted per state ([`instance_state_counts`]) whose count is the size of the
-/// intersection of `keys`, when there is one: exactly a state key and a project or
-/// customer key, in either order.
+/// intersection of `keys`, when there is one: exactly a state key and a counted key, in
+/// either order. Keys are recognised by rebuilding them ([`Filter::index_key`] is the
+/// only place their format is written).
 pub fn state_pair(keys: &[IndexKey]) -> Option<StatePair> {
     let state_of = |k: &IndexKey| {
         State::ALL
             .into_iter()
             .find(|s| Filter::State(*s).index_key() == *k)
     };
-    let kind = |k: &IndexKey| {
-        serde_json::from_slice::<Vec<String>>(k)
-            .ok()
-            .filter(|parts| parts.len() == 2)
-            .and_then(|parts| match parts[0].as_str() {
-                "project_id" => Some(true),
-                "customer_id" => Some(false),
-                _ => None,
-            })
-    };
-    let pair = |key: &IndexKey, state| {
-        kind(key).map(|history| StatePair {
-            key: key.clone(),
+    let pair = |k: &IndexKey, state: State| {
+        let parts: Vec<String> = serde_json::from_slice(k).ok()?;
+        let id = Uuid::parse_str(parts.get(1)?).ok()?;
+        let filter = [Filter::ProjectId(id), Filter::CustomerId(id)]
+            .into_iter()
+            .find(|f| f.index_key() == *k)?;
+        counted_with_history(&filter).map(|history| StatePair {
+            key: k.clone(),
             state,
             history,
         })

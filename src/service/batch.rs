@@ -5,8 +5,7 @@
 
 use tokio::sync::mpsc;
 
-use super::Job;
-use super::writer::DRIVER_ORIGIN;
+use super::{DRIVER_ORIGIN, Job};
 use crate::limits::BACKGROUND_LINGER;
 
 /// The writer's end of the request queue, handing out one batch at a time.

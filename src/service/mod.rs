@@ -21,7 +21,10 @@ use crate::domain::instance::{self, Instance};
 use crate::store::{EventStore, StoreError};
 pub use idempotency::IdempotencyKey;
 pub use prepare::{InstanceRequest, Reference, Sizes};
-pub use writer::{DRIVER_ORIGIN, Pending, WriterConfig};
+pub use writer::{Pending, WriterConfig};
+
+/// The origin of the requests drivers make ([`crate::driver`]): nobody waits on them.
+pub const DRIVER_ORIGIN: &str = "driver";
 
 /// Who asked, through which request and surface, and under which idempotency key.
 #[derive(Debug, Clone)]

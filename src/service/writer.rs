@@ -24,9 +24,6 @@ use crate::projection::index;
 use crate::store::envelope::{Payload, Provenance};
 use crate::store::{EventStore, NewEvent, StoreError, StreamKind, WriteTxn};
 
-/// The origin of the requests drivers make ([`crate::driver`]): nobody waits on them.
-pub const DRIVER_ORIGIN: &str = "driver";
-
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
     pub queue_capacity: usize,
