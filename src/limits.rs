@@ -98,3 +98,18 @@ pub const TOTAL_CHUNK_IDS: usize = 1024;
 /// request waited behind it (two commits per create); held this long it rides with that
 /// next request. Under load every batch holds client requests and nothing waits.
 pub const BACKGROUND_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The embedded store's journal (`store::redb::journal`) is folded into a durable commit
+/// of the file once it holds this much: it bounds what a start after a crash replays
+/// (about 8,000 events at this size, a second or so) and the free pages the file cannot
+/// reuse until a durable commit.
+pub const JOURNAL_CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// ... or by the first batch this long after the last durable commit, so a trickle of
+/// writes reaches the file too and a restart after a crash replays little.
+pub const JOURNAL_CHECKPOINT_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long the writer waits after a commit with nothing to do before it lets the store
+/// settle (`EventStore::settle`: the embedded store folds its journal into its file), so a
+/// quiet ledger's file holds everything and a restart replays nothing.
+pub const WRITER_IDLE: std::time::Duration = std::time::Duration::from_millis(200);

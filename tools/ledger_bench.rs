@@ -294,6 +294,8 @@ fn write_scenarios(
     let (bytes1, head1) = (read_sizes(sizes), node::head(rt, targets[0])?);
     let max = o.conns.iter().copied().max().unwrap_or(1);
     let ids = mix_fleet(rt, targets, &catalog, max)?;
+    // Idle for a moment, as before each reading: the embedded store folds its journal in.
+    std::thread::sleep(Duration::from_millis(500));
     let (bytes2, head2) = (read_sizes(sizes), node::head(rt, targets[0])?);
     let script = mix(&catalog, ids);
     for &conns in &o.conns {

@@ -1,12 +1,13 @@
 //! Which queued requests share one commit: the writer takes the first request, then
 //! everything queued behind it up to the batch limit; a batch of driver completions only
-//! waits a moment for a client request to ride with. Owns the writer's end of the queue;
-//! it never decides or writes anything.
+//! waits a moment for a client request to ride with; a writer idle for a moment after a
+//! commit is told so, to let the store settle. Owns the writer's end of the queue; it
+//! never decides or writes anything.
 
 use tokio::sync::mpsc;
 
 use super::{DRIVER_ORIGIN, Job};
-use crate::limits::BACKGROUND_LINGER;
+use crate::limits::{BACKGROUND_LINGER, WRITER_IDLE};
 
 /// The writer's end of the request queue, handing out one batch at a time.
 pub(super) struct Batches {
@@ -15,6 +16,15 @@ pub(super) struct Batches {
     /// Only for the linger's timer: the writer is a thread of its own, not a task. Without
     /// it (it could not be built) batches do not linger.
     timer: Option<tokio::runtime::Runtime>,
+}
+
+/// What the writer does next.
+pub(super) enum Next {
+    Batch(Vec<Job>),
+    /// Nothing came for [`WRITER_IDLE`] after a commit.
+    Idle,
+    /// Every sender is gone.
+    Closed,
 }
 
 impl Batches {
@@ -26,12 +36,26 @@ impl Batches {
         Batches { rx, limit, timer }
     }
 
-    /// The next batch, blocking until there is a request; `None` once every sender is
-    /// gone. A completion is queued the moment the request it completes is answered, so
+    /// The next batch, blocking until there is a request, or [`Next::Idle`] when
+    /// `committed` (since the writer last settled) and nothing comes for [`WRITER_IDLE`].
+    /// A completion is queued the moment the request it completes is answered, so
     /// alone it would take a commit of its own and the client's next request would wait
     /// behind it; held up to [`BACKGROUND_LINGER`] it shares that request's commit.
-    pub(super) fn next_batch(&mut self) -> Option<Vec<Job>> {
-        let mut jobs = vec![self.rx.blocking_recv()?];
+    pub(super) fn next(&mut self, committed: bool) -> Next {
+        let first = match (committed, &self.timer) {
+            (true, Some(timer)) => {
+                let rx = &mut self.rx;
+                match timer.block_on(async { tokio::time::timeout(WRITER_IDLE, rx.recv()).await }) {
+                    Err(_) => return Next::Idle,
+                    Ok(job) => job,
+                }
+            }
+            _ => self.rx.blocking_recv(),
+        };
+        let Some(first) = first else {
+            return Next::Closed;
+        };
+        let mut jobs = vec![first];
         self.drain(&mut jobs);
         let background = jobs
             .iter()
@@ -45,7 +69,7 @@ impl Batches {
                 self.drain(&mut jobs);
             }
         }
-        Some(jobs)
+        Next::Batch(jobs)
     }
 
     /// How many requests wait behind the batch just taken.

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::AddressProblem;
 use super::address::Network;
-use super::batch::Batches;
+use super::batch::{Batches, Next};
 use super::idempotency::Record;
 use super::{Job, Outcome, Reply, ServiceError, WriteCommand, WriteRequest};
 use crate::domain::catalog::{self, Grant, Resource};
@@ -95,9 +95,25 @@ type Step = Result<Result<Reply, ServiceError>, StoreError>;
 
 impl Writer {
     fn run(&mut self, mut batches: Batches) {
-        while let Some(jobs) = batches.next_batch() {
-            metrics::gauge!("ledger_write_queue_depth").set(batches.queued() as f64);
-            self.commit_batch(jobs);
+        let mut committed = false;
+        loop {
+            match batches.next(committed) {
+                Next::Batch(jobs) => {
+                    metrics::gauge!("ledger_write_queue_depth").set(batches.queued() as f64);
+                    self.commit_batch(jobs);
+                    committed = true;
+                }
+                Next::Idle | Next::Closed if committed => {
+                    // Idle: the store folds its journal into its file now rather than in
+                    // a later client's batch. Writes were durable before it.
+                    if let Err(e) = self.store.settle() {
+                        tracing::warn!(error = %e, "the store could not settle; it will at its next commit");
+                    }
+                    committed = false;
+                }
+                Next::Idle => {}
+                Next::Closed => break,
+            }
         }
     }
 

@@ -20,6 +20,44 @@ pub struct Checked {
     pub payload: Payload,
 }
 
+impl Checked {
+    /// Decodes the event stored at `position`, checking its bytes against the recorded
+    /// `hash` when there is one; where it stands in the chain is the caller's to check
+    /// ([`Chain::next`], or [`follows`] for an event appended elsewhere first).
+    pub(crate) fn decode(
+        position: u64,
+        hash: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<Checked, StoreError> {
+        let computed = envelope::hash(body);
+        if hash.is_some_and(|h| h != computed) {
+            return Err(damage(position, "hash does not match the stored bytes"));
+        }
+        let env: Envelope = serde_json::from_slice(body)
+            .map_err(|e| damage(position, format!("envelope does not decode: {e}")))?;
+        if env.position != position {
+            return Err(damage(
+                position,
+                format!("envelope says position {}", env.position),
+            ));
+        }
+        let payload = env.payload().map_err(|e| {
+            damage(
+                position,
+                format!(
+                    "{} (schema version {}) does not decode: {e}",
+                    env.event_type, env.schema_version
+                ),
+            )
+        })?;
+        Ok(Checked {
+            env,
+            hash: computed,
+            payload,
+        })
+    }
+}
+
 /// The running state of a walk: the head so far and each stream's last version.
 #[derive(Debug, Default)]
 pub struct Chain {
@@ -60,18 +98,8 @@ impl Chain {
                 format!("missing event (the next one stored is at {position})"),
             ));
         }
-        let computed = envelope::hash(body);
-        if hash.is_some_and(|h| h != computed) {
-            return Err(damage(position, "hash does not match the stored bytes"));
-        }
-        let env: Envelope = serde_json::from_slice(body)
-            .map_err(|e| damage(position, format!("envelope does not decode: {e}")))?;
-        if env.position != position {
-            return Err(damage(
-                position,
-                format!("envelope says position {}", env.position),
-            ));
-        }
+        let checked = Checked::decode(position, hash, body)?;
+        let env = &checked.env;
         if env.prev_hash != envelope::hex(&self.head.hash) {
             return Err(damage(position, "previous-hash link is broken"));
         }
@@ -85,25 +113,12 @@ impl Chain {
                 ),
             ));
         }
-        let payload = env.payload().map_err(|e| {
-            damage(
-                position,
-                format!(
-                    "{} (schema version {}) does not decode: {e}",
-                    env.event_type, env.schema_version
-                ),
-            )
-        })?;
         self.versions.insert(env.stream_id, env.version);
         self.head = Head {
             position,
-            hash: computed,
+            hash: checked.hash,
         };
-        Ok(Checked {
-            env,
-            hash: computed,
-            payload,
-        })
+        Ok(checked)
     }
 
     /// Checks that the walk ended where the store says its head is.

@@ -318,6 +318,11 @@ pub trait EventStore: Maintenance + Send + Sync + 'static {
         let _ = wake;
         Ok(())
     }
+    /// Folds what is durable elsewhere into the store's own files, when the writer is idle
+    /// (the embedded store's journal into its file). Writes are durable without it.
+    fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// How many bytes the store occupies (the file, or the database), when known.
     fn size_bytes(&self) -> Result<Option<u64>, StoreError> {
         Ok(None)

@@ -98,8 +98,9 @@ impl StorageBackend for Faulty {
     }
 }
 
+/// The store's file and its journal, both on the faulty disk.
 fn opener(disk: Arc<Disk>) -> Opener {
-    Arc::new(move |path: &Path, cache: usize| {
+    let open = |disk: &Arc<Disk>, path: &Path| -> Result<Faulty, std::io::Error> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -107,26 +108,46 @@ fn opener(disk: Arc<Disk>) -> Opener {
             .truncate(false)
             .open(path)?;
         disk.handles.fetch_add(1, Ordering::SeqCst);
-        let backend = Faulty {
-            file: FileBackend::new(file)?,
+        Ok(Faulty {
+            file: FileBackend::new(file).map_err(std::io::Error::other)?,
             disk: disk.clone(),
             failed: Default::default(),
-        };
-        Builder::new()
-            .set_cache_size(cache)
-            .create_with_backend(backend)
-    })
+        })
+    };
+    let journal_disk = disk.clone();
+    Opener {
+        db: Arc::new(move |path: &Path, cache: usize| {
+            Builder::new()
+                .set_cache_size(cache)
+                .create_with_backend(open(&disk, path)?)
+        }),
+        journal: Arc::new(move |path: &Path| {
+            Ok(Box::new(open(&journal_disk, path)?) as Box<dyn StorageBackend>)
+        }),
+    }
 }
 
 fn append(store: &RedbStore, stream: Uuid, name: &str) -> Result<(), StoreError> {
     store.write(&mut |txn| txn.append(image(stream, 1, name)).map(|_| ()))
 }
 
+/// Each disk fault, with batches committed through the journal and with every batch
+/// committing the file durably (as one does when the journal is due).
+const CASES: [(u8, bool); 4] = [
+    (FAILING_SYNC, false),
+    (FAILING_WRITE, false),
+    (FAILING_SYNC, true),
+    (FAILING_WRITE, true),
+];
+
 /// A store over a disk that works for now, holding one image ("before").
-fn with_one_image() -> (tempfile::TempDir, Arc<Disk>, RedbStore, Uuid) {
+fn with_one_image(durable: bool) -> (tempfile::TempDir, Arc<Disk>, RedbStore, Uuid) {
     let dir = tempfile::tempdir().expect("dir");
     let disk = Arc::new(Disk::default());
     let store = RedbStore::open_with(dir.path(), 16, opener(disk.clone())).expect("open");
+    if durable {
+        store.set_checkpoint_bytes(0);
+    }
     let before = Uuid::now_v7();
     append(&store, before, "before").expect("a healthy disk commits");
     (dir, disk, store, before)
@@ -134,8 +155,8 @@ fn with_one_image() -> (tempfile::TempDir, Arc<Disk>, RedbStore, Uuid) {
 
 #[test]
 fn a_failing_disk_stops_acknowledgements_and_the_store_reopens_once_it_works() {
-    for mode in [FAILING_SYNC, FAILING_WRITE] {
-        let (dir, disk, store, before) = with_one_image();
+    for (mode, durable) in CASES {
+        let (dir, disk, store, before) = with_one_image(durable);
 
         disk.mode.store(mode, Ordering::SeqCst);
         let lost: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
@@ -143,37 +164,47 @@ fn a_failing_disk_stops_acknowledgements_and_the_store_reopens_once_it_works() {
             let result = append(&store, *id, "during");
             assert!(
                 matches!(result, Err(StoreError::Io(_))),
-                "mode {mode}: a failing disk acknowledged a write: {result:?}"
+                "mode {mode} durable {durable}: a failing disk acknowledged a write: {result:?}"
             );
         }
         assert!(
             disk.failures.load(Ordering::SeqCst) >= 3,
-            "mode {mode}: no fault hit"
+            "mode {mode} durable {durable}: no fault hit"
         );
 
         // The disk works again: a read reopens the file if the last write could not, and
         // finds only what was committed.
         disk.mode.store(HEALTHY, Ordering::SeqCst);
         let head = store.read().expect("read").head().expect("head").position;
-        assert_eq!(head, 1, "mode {mode}: refused writes left nothing");
+        assert_eq!(
+            head, 1,
+            "mode {mode} durable {durable}: refused writes left nothing"
+        );
         let after = Uuid::now_v7();
         append(&store, after, "after").expect("writes resume once the disk works");
         assert_eq!(
             disk.calls_after_failure.load(Ordering::SeqCst),
             0,
-            "mode {mode}: a handle was written or synced again after it failed"
+            "mode {mode} durable {durable}: a handle was written or synced again after it failed"
         );
         assert!(
             disk.handles.load(Ordering::SeqCst) >= 2,
-            "mode {mode}: recovered without reopening the file"
+            "mode {mode} durable {durable}: recovered without reopening the file"
         );
 
         let snap = store.read().expect("read");
-        assert_eq!(snap.head().expect("head").position, 2, "mode {mode}");
+        assert_eq!(
+            snap.head().expect("head").position,
+            2,
+            "mode {mode} durable {durable}"
+        );
         assert_eq!(snap.stream(before).expect("stream").len(), 1);
         assert_eq!(snap.stream(after).expect("stream").len(), 1);
         for id in &lost {
-            assert!(snap.stream(*id).expect("stream").is_empty(), "mode {mode}");
+            assert!(
+                snap.stream(*id).expect("stream").is_empty(),
+                "mode {mode} durable {durable}"
+            );
         }
         drop(snap);
         drop(store);
@@ -181,7 +212,10 @@ fn a_failing_disk_stops_acknowledgements_and_the_store_reopens_once_it_works() {
         // From the disk, as a restart finds it: the chain and projections verify.
         let store = RedbStore::open(dir.path()).expect("reopen");
         let report = store.verify().expect("verify");
-        assert_eq!(report.events, 2, "mode {mode}: {report:?}");
+        assert_eq!(
+            report.events, 2,
+            "mode {mode} durable {durable}: {report:?}"
+        );
     }
 }
 
@@ -194,8 +228,8 @@ fn named(store: &RedbStore, name: &str) -> Option<Uuid> {
 
 #[test]
 fn a_key_numbered_by_a_commit_that_failed_is_not_taken_for_the_next_key() {
-    for mode in [FAILING_SYNC, FAILING_WRITE] {
-        let (dir, disk, store, before) = with_one_image();
+    for (mode, durable) in CASES {
+        let (dir, disk, store, before) = with_one_image(durable);
         // The disk fails once the transaction has numbered its new key ("lost"): at the
         // commit. The next write numbers a key of its own with the next free number; had
         // the failed one kept it in memory, both keys would share it and a lookup of
@@ -208,7 +242,7 @@ fn a_key_numbered_by_a_commit_that_failed_is_not_taken_for_the_next_key() {
         });
         assert!(
             matches!(result, Err(StoreError::Io(_))),
-            "mode {mode}: {result:?}"
+            "mode {mode} durable {durable}: {result:?}"
         );
         disk.mode.store(HEALTHY, Ordering::SeqCst);
         let after = Uuid::now_v7();
@@ -218,24 +252,36 @@ fn a_key_numbered_by_a_commit_that_failed_is_not_taken_for_the_next_key() {
         let kept = store.read().expect("read").head().expect("head").position == 3;
         assert!(
             !kept || mode == FAILING_SYNC,
-            "mode {mode}: a failed write was kept"
+            "mode {mode} durable {durable}: a failed write was kept"
         );
-        assert_eq!(named(&store, "before"), Some(before), "mode {mode}");
-        assert_eq!(named(&store, "after"), Some(after), "mode {mode}");
-        assert_eq!(named(&store, "lost"), kept.then_some(lost), "mode {mode}");
+        assert_eq!(
+            named(&store, "before"),
+            Some(before),
+            "mode {mode} durable {durable}"
+        );
+        assert_eq!(
+            named(&store, "after"),
+            Some(after),
+            "mode {mode} durable {durable}"
+        );
+        assert_eq!(
+            named(&store, "lost"),
+            kept.then_some(lost),
+            "mode {mode} durable {durable}"
+        );
         drop(store);
         let store = RedbStore::open(dir.path()).expect("reopen");
         assert_eq!(
             named(&store, "after"),
             Some(after),
-            "mode {mode}: from the disk"
+            "mode {mode} durable {durable}: from the disk"
         );
         // The rebuild beside it numbers the keys afresh: one number per key, or it differs.
         let report = store.verify().expect("verify");
         assert_eq!(
             report.events,
             2 + u64::from(kept),
-            "mode {mode}: {report:?}"
+            "mode {mode} durable {durable}: {report:?}"
         );
     }
 }

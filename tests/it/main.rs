@@ -20,6 +20,7 @@ mod durability;
 mod history_check;
 mod hostile_http;
 mod io_faults;
+mod journal;
 mod launch_provision;
 mod ledgerctl;
 mod lifecycle;

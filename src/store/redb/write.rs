@@ -15,6 +15,7 @@ use super::super::projection::{
     ProjectionTables, Projector, StateHash, StoredView, decode_json, key_digest, shifted,
 };
 use super::super::{Head, StoreError, WriteTxn};
+use super::journal::Record;
 use super::keys::{KeyNumbers, NewKeys};
 use super::tables::*;
 use crate::domain::catalog::Resource;
@@ -395,6 +396,8 @@ pub(super) struct RedbWrite<'t> {
     pub(super) head: Head,
     /// Whether anything was written; a batch of refusals and replays skips the commit.
     pub(super) dirty: bool,
+    /// What the journal is to hold of this transaction (not for a replay of it).
+    pub(super) journal: Option<Record>,
 }
 
 fn last_version<T: ReadableTable<(u128, u64), u64>>(
@@ -465,6 +468,9 @@ impl WriteTxn for RedbWrite<'_> {
 
     fn put_idempotency(&mut self, key: &str, record: &[u8]) -> Result<(), StoreError> {
         self.idempotency.insert(key, record).map_err(io)?;
+        if let Some(journal) = &mut self.journal {
+            journal.idempotency(key, record)?;
+        }
         self.dirty = true;
         Ok(())
     }
@@ -510,6 +516,9 @@ impl RedbWrite<'_> {
         self.streams
             .insert((env.stream_id.as_u128(), env.version), env.position)
             .map_err(io)?;
+        if let Some(journal) = &mut self.journal {
+            journal.event(env.position, &stored)?;
+        }
         self.projector.apply(&mut self.projection, env, payload)?;
         self.head = Head {
             position: env.position,
