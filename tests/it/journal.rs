@@ -10,6 +10,9 @@ use instance_ledger::store::redb::{FILE_NAME, JOURNAL_FILE_NAME, RedbStore};
 use instance_ledger::store::{EventStore, Maintenance};
 use uuid::Uuid;
 
+use reqwest::StatusCode;
+
+use crate::harness::{Catalog, Server};
 use crate::store_contract::image;
 
 fn append(store: &RedbStore, name: &str) -> Uuid {
@@ -120,4 +123,37 @@ fn settling_folds_the_journal_into_the_file() {
     assert_eq!(head(crash_copy(dir.path(), &[FILE_NAME]).path()), 0);
     store.settle().expect("settle");
     assert_eq!(head(crash_copy(dir.path(), &[FILE_NAME]).path()), 1);
+}
+
+/// A server with nothing to do folds its journal into the file by itself: a copy of the
+/// file alone, taken while it runs, soon holds every write it acknowledged. Without the
+/// writer's idle settle, the file would wait for a later batch that never comes.
+#[tokio::test]
+async fn an_idle_server_folds_its_journal_into_the_file() {
+    let s = Server::start(&["--driver-delay-ms", "0"]);
+    let c = Catalog::create(&s).await;
+    let r = s.post("/v1/instances", c.instance("idle-1")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // The create's completion lands after its answer: the file must hold it too.
+    while s.get(&format!("/v1/instances/{id}")).await.body["state"] != "running" {
+        assert!(std::time::Instant::now() < deadline, "never running");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let served = s.get("/v1/ledger/head").await.body["position"]
+        .as_u64()
+        .expect("head");
+    loop {
+        let copy = crash_copy(&s.data_dir, &[FILE_NAME]);
+        let in_file = head(copy.path());
+        if in_file == served {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file holds position {in_file} of {served}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
