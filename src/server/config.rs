@@ -91,11 +91,12 @@ pub struct ServeArgs {
     /// the history pages they touch are cached; size it to the memory you can spare.
     #[arg(long, env = "LEDGER_CACHE_MB", default_value_t = crate::store::redb::DEFAULT_CACHE_MB, value_parser = clap::value_parser!(u64).range(16..))]
     pub cache_mb: u64,
-    /// How many MiB of batches the embedded store's journal holds before a batch commits
-    /// the file durably (it also does every 2 s, and when idle). More: fewer costly file
-    /// commits; less: less to replay after a crash. 0: every batch commits the file.
-    #[arg(long, env = "LEDGER_JOURNAL_MB", default_value_t = crate::limits::JOURNAL_CHECKPOINT_BYTES >> 20)]
-    pub journal_mb: u64,
+    /// How many KiB of batches the embedded store's journal holds before a batch commits
+    /// the file durably (it also does every second, and when idle). More: fewer file
+    /// commits, each a longer pause for the writer; less: the reverse. 0: every batch
+    /// commits the file.
+    #[arg(long, env = "LEDGER_JOURNAL_KIB", default_value_t = crate::limits::JOURNAL_CHECKPOINT_BYTES >> 10)]
+    pub journal_kib: u64,
     /// How long the Wakame dialect keeps listing an account's terminated instances (its
     /// `recent_terminated_instance_period`).
     #[arg(long, env = "LEDGER_WAKAME_TERMINATED_SECS", default_value_t = 900)]

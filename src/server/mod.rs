@@ -59,7 +59,7 @@ async fn open_backend(args: &ServeArgs) -> anyhow::Result<Arc<dyn EventStore>> {
         Backend::Redb => {
             let store = RedbStore::open_with_cache(&args.data_dir, args.cache_mb)
                 .with_context(|| format!("opening the ledger in {}", args.data_dir.display()))?;
-            store.set_checkpoint_bytes(args.journal_mb.saturating_mul(1 << 20));
+            store.set_checkpoint_bytes(args.journal_kib.saturating_mul(1 << 10));
             let head = store.check_tail().context(
                 "the ledger's last event does not match its recorded head; run `ledger verify` and restore from a copy if it fails",
             )?;

@@ -258,7 +258,7 @@ fn serve_help_documents_every_setting_with_its_environment_variable_and_default(
         ("--log-format", "LEDGER_LOG_FORMAT", Some("text")),
         ("--workers", "LEDGER_WORKERS", None),
         ("--cache-mb", "LEDGER_CACHE_MB", Some("1024")),
-        ("--journal-mb", "LEDGER_JOURNAL_MB", Some("8")),
+        ("--journal-kib", "LEDGER_JOURNAL_KIB", Some("1024")),
         ("--backend", "LEDGER_BACKEND", Some("redb")),
         ("--driver-sweep-secs", "LEDGER_DRIVER_SWEEP_SECS", Some("5")),
         ("--postgres-url", "LEDGER_POSTGRES_URL", None),
