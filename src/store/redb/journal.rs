@@ -220,10 +220,6 @@ impl Journal {
         self.broken
     }
 
-    pub(super) fn break_off(&mut self) {
-        self.broken = true;
-    }
-
     fn usable(&self) -> Result<(), StoreError> {
         if self.broken {
             return Err(StoreError::Io(

@@ -434,15 +434,16 @@ impl RedbStore {
             // This commit makes every batch before it durable in the file too.
             Self::commit(txn, keys, &new_keys)?;
             // Should the journal not start over, what it holds is in the file now: the
-            // next write reopens the store (below), whose replay skips all of it.
-            if journal.reset().is_err() {
-                journal.break_off();
-            }
+            // journal is marked broken, and the next write reopens the store, whose
+            // replay skips all of it.
+            let _ = journal.reset();
             return Ok(());
         }
+        // Set before the record is synced: nothing may fail between the sync and the
+        // commit but the commit, whose failure takes the record back.
+        txn.set_durability(Durability::None).map_err(io)?;
         // Durable once the record is synced; nothing is published before.
         let mark = journal.append(&mut record)?;
-        txn.set_durability(Durability::None).map_err(io)?;
         Self::commit(txn, keys, &new_keys).inspect_err(|_| journal.undo(mark))
     }
 
