@@ -19,6 +19,7 @@
 //! checksum is a write a crash interrupted (never acknowledged): the journal ends
 //! before it.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use ::redb::StorageBackend;
@@ -54,6 +55,12 @@ pub(super) struct Journal {
     /// The handle failed: it is never written or synced again (the kernel may have
     /// dropped the pages a failed sync was to write); the store reopens the journal.
     broken: bool,
+}
+
+/// The journal behind its lock. A panic while it was held cannot leave it half-changed
+/// in a way that matters: its length moves only after a record is whole and synced.
+pub(super) fn lock(journal: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
+    journal.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One batch's record, put together while the transaction writes.

@@ -167,7 +167,7 @@ impl RedbStore {
         }
         let db = self.db()?;
         let txn = db.begin_write().map_err(io)?;
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut journal = journal::lock(&self.journal);
         if journal.len() == 0 {
             return txn.abort().map_err(io);
         }
@@ -240,7 +240,7 @@ impl RedbStore {
         self.keys.replace(KeyNumbers::load(&db)?);
         // The file lost what it had committed in memory: the journal brings it back, up
         // to the last record that was synced (a record the disk refused is cut off).
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut journal = journal::lock(&self.journal);
         let file = (self.opener.journal)(&self.journal_path).map_err(journal::failed)?;
         *journal = recover(&db, &self.keys, file, Some(journal.len()))?;
         drop(journal);
@@ -295,12 +295,7 @@ impl EventStore for RedbStore {
             checkpoint_bytes: self.checkpoint_bytes.load(Ordering::Relaxed),
         };
         let result = Self::write_on(&db, &self.keys, Some(&mut journal), f);
-        let broken = self
-            .journal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .broken();
-        if broken {
+        if journal::lock(&self.journal).broken() {
             self.failed.store(true, Ordering::Release);
         }
         self.note(result)
@@ -426,10 +421,7 @@ impl RedbStore {
         let (Some(journaled), Some(mut record)) = (journaled, record) else {
             return Self::commit(txn, keys, &new_keys);
         };
-        let mut journal = journaled
-            .journal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut journal = journal::lock(journaled.journal);
         if journal.due(journaled.checkpoint_bytes) {
             // This commit makes every batch before it durable in the file too.
             Self::commit(txn, keys, &new_keys)?;
