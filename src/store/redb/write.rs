@@ -55,6 +55,10 @@ pub(super) struct Tables<'t> {
     history: Table<'t, (u32, u128, u64), u64>,
     count_history: Table<'t, (u32, u64), u64>,
     times: Table<'t, i64, u64>,
+    /// The last time recorded and its position, written when the time moves on or the
+    /// transaction finishes: a batch's events share one time, and each of them rewrote
+    /// that row.
+    time: Option<(i64, u64)>,
     creations: Table<'t, u64, u128>,
     versions: Table<'t, u64, &'static [u8]>,
     current: Table<'t, u128, (u64, [u8; 32])>,
@@ -92,6 +96,7 @@ pub(super) fn open_projection<'t>(
         history: txn.open_table(HISTORY).map_err(io)?,
         count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
         times: txn.open_table(TIMES).map_err(io)?,
+        time: None,
         creations: txn.open_table(CREATIONS).map_err(io)?,
         versions,
         current: txn.open_table(CURRENT).map_err(io)?,
@@ -183,6 +188,9 @@ impl Tables<'_> {
     /// Writes what the transaction deferred; returns the keys it numbered (to publish
     /// with its commit).
     pub(super) fn finish(&mut self) -> Result<NewKeys, StoreError> {
+        if let Some((at, position)) = self.time.take() {
+            self.times.insert(at, position).map_err(io)?;
+        }
         for (pair, count) in std::mem::take(&mut self.state_counts) {
             match count {
                 0 => self.state_counts_table.remove(pair).map(|_| ()),
@@ -356,7 +364,11 @@ impl ProjectionTables for Tables<'_> {
     }
 
     fn record_time(&mut self, nanos: i64, position: u64) -> Result<(), StoreError> {
-        self.times.insert(nanos, position).map_err(io)?;
+        if let Some((at, last)) = self.time.replace((nanos, position))
+            && at != nanos
+        {
+            self.times.insert(at, last).map_err(io)?;
+        }
         Ok(())
     }
 
