@@ -77,8 +77,9 @@ impl Batches {
         self.rx.len()
     }
 
-    /// Adds what is queued now to the batch, up to its limit.
-    fn drain(&mut self, jobs: &mut Vec<Job>) {
+    /// Adds what is queued now to the batch, up to its limit. The writer calls it again
+    /// once the store holds its write lock, for what came while it waited.
+    pub(super) fn drain(&mut self, jobs: &mut Vec<Job>) {
         while jobs.len() < self.limit {
             match self.rx.try_recv() {
                 Ok(job) => jobs.push(job),

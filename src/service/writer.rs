@@ -100,7 +100,7 @@ impl Writer {
             match batches.next(committed) {
                 Next::Batch(jobs) => {
                     metrics::gauge!("ledger_write_queue_depth").set(batches.queued() as f64);
-                    self.commit_batch(jobs);
+                    self.commit_batch(jobs, &mut batches);
                     committed = true;
                 }
                 Next::Idle | Next::Closed if committed => {
@@ -117,14 +117,19 @@ impl Writer {
         }
     }
 
-    fn commit_batch(&mut self, jobs: Vec<Job>) {
-        let now = Utc::now().max(self.last_at);
+    fn commit_batch(&mut self, mut jobs: Vec<Job>, batches: &mut Batches) {
+        let (last_at, mut now) = (self.last_at, self.last_at);
         let started = Instant::now();
         let mut results: Vec<Result<Reply, ServiceError>> = Vec::with_capacity(jobs.len());
         let mut appended = 0u64;
         let mut head = 0u64;
-        let (instances, idempotency) = reads_ahead(&jobs);
         let outcome = self.store.write(&mut |txn| {
+            // The store holds its write lock now: what came while it waited (on
+            // PostgreSQL, for other nodes' batches) rides along, and the time is read
+            // after the wait, so no event is dated before its request came.
+            batches.drain(&mut jobs);
+            now = Utc::now().max(last_at);
+            let (instances, idempotency) = reads_ahead(&jobs);
             results.clear();
             appended = 0;
             txn.prefetch(&instances, &idempotency)?;
@@ -142,8 +147,6 @@ impl Writer {
                 self.record_failure(None);
                 if appended > 0 {
                     advance(&self.commits, head);
-                }
-                if appended > 0 {
                     metrics::counter!("ledger_commits_total").increment(1);
                     metrics::counter!("ledger_events_appended_total").increment(appended);
                     metrics::histogram!("ledger_batch_events").record(appended as f64);
