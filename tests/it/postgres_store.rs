@@ -1,5 +1,6 @@
 //! What only the PostgreSQL backend has: driver claims between nodes, verify on a shared
-//! database, and batches decided again after a conflict with another node.
+//! database, batches decided again after a conflict with another node, and a batch that
+//! waited for another node's head lock taking in what queued meanwhile.
 
 on_postgres!(#[test] fn one_node_at_a_time_holds_a_transitions_claim);
 /// Driver claims between nodes: one node holds a transition until its lease expires; a
@@ -181,4 +182,78 @@ fn a_burst_of_reads_stays_within_the_reader_pool() {
     );
     drop(store);
     crate::harness::postgres::drop_database_for(dir.path());
+}
+
+on_postgres!(#[tokio::test] async fn requests_that_queue_while_the_head_is_locked_share_the_batch_that_waited);
+/// A batch waiting for the head lock (another node's batch holds it) takes in what queued
+/// meanwhile once it has the lock: the creates sent while it waited commit with it, so
+/// all of them carry that batch's one time, taken after the wait.
+async fn requests_that_queue_while_the_head_is_locked_share_the_batch_that_waited() {
+    use crate::harness::{Catalog, Server, postgres};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let s = Arc::new(Server::start(&["--driver-delay-ms", "60000"]));
+    let c = Arc::new(Catalog::create(&s).await);
+    let name = postgres::database_name(&s.data_dir);
+    // Holds the head row as another node's batch would, until told to let go.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let url = postgres::url_of(&name);
+        move || {
+            let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
+            let mut tx = client.transaction().expect("begin");
+            tx.query_one("SELECT position FROM head FOR UPDATE", &[])
+                .expect("lock the head");
+            locked.send(()).expect("tell");
+            released.recv().expect("wait to release");
+            tx.commit().expect("release the head");
+        }
+    });
+    is_locked.recv().expect("the head is locked");
+    let create = |i: usize| {
+        let (s, c) = (s.clone(), c.clone());
+        tokio::spawn(async move { s.post("/v1/instances", c.instance(&format!("q-{i}"))).await })
+    };
+    let first = create(0);
+    // The server's writer is in its batch, waiting for the lock.
+    let waiting = name.clone();
+    let watch = tokio::task::spawn_blocking(move || {
+        postgres::admin(move |a| {
+            for _ in 0..1000 {
+                let n: i64 = a
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = $1 AND wait_event_type = 'Lock'",
+                        &[&waiting],
+                    )
+                    .expect("activity")
+                    .get(0);
+                if n > 0 {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("the writer never waited for the head lock");
+        })
+    });
+    watch.await.expect("watch");
+    let rest: Vec<_> = (1..5).map(create).collect();
+    // Time for them to pass their reads and queue behind the waiting batch (nothing
+    // they do waits for the head).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    release.send(()).expect("release");
+    holder.join().expect("holder");
+    let mut times = std::collections::BTreeSet::new();
+    for t in std::iter::once(first).chain(rest) {
+        let r = t.await.expect("task");
+        assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.body);
+        times.insert(r.body["created_at"].to_string());
+    }
+    assert_eq!(
+        times.len(),
+        1,
+        "the five creates committed in one batch, at one time: {times:?}"
+    );
 }
