@@ -1,8 +1,9 @@
 //! Which queued requests share one commit: the writer takes the first request, then
-//! everything queued behind it up to the batch limit; a batch of driver completions only
-//! waits a moment for a client request to ride with; a writer idle for a moment after a
-//! commit is told so, to let the store settle. Owns the writer's end of the queue; it
-//! never decides or writes anything.
+//! everything queued behind it up to the batch limit, and once more what queued while
+//! the store took its write lock; a batch of driver completions only waits a moment for
+//! a client request to ride with; a writer idle for a moment after a commit is told so,
+//! to let the store settle. Owns the writer's end of the queue; it never decides or
+//! writes anything.
 
 use tokio::sync::mpsc;
 
