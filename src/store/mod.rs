@@ -9,6 +9,7 @@
 
 pub mod chain;
 pub mod compact;
+mod count_blocks;
 pub mod envelope;
 pub mod paging;
 pub mod postgres;

@@ -6,6 +6,7 @@
 
 use ::redb::{ReadTransaction, ReadableDatabase, TableDefinition};
 
+use super::super::count_blocks::{self as counts, Moves};
 use super::super::{Head, StoreError};
 use crate::domain::lifecycle::State;
 
@@ -43,25 +44,26 @@ pub(super) const INDEX_COUNTS: TableDefinition<u32, u64> = TableDefinition::new(
 /// host name and address would dilute them.
 pub(super) const STATE_COUNTS: TableDefinition<(u32, u8), u64> =
     TableDefinition::new("counts_by_key_and_state");
-/// (key, state's place, position) -> how many instances carried the key in that state
-/// after that event, for the pairs that keep a history; a pair's current count is its
-/// last row.
-pub(super) const STATE_COUNT_HISTORY: TableDefinition<(u32, u8, u64), u64> =
-    TableDefinition::new("count_history_by_key_and_state");
+/// (key, state's place, block of positions) -> the pair's count history in that block
+/// ([`super::super::count_blocks`]), for the pairs that keep a history; a pair's current count is its
+/// last row's last count.
+pub(super) const STATE_COUNT_HISTORY: TableDefinition<(u32, u8, u64), counts::Row> =
+    TableDefinition::new("count_blocks_by_key_and_state");
 /// History for as-of reads, kept for instance index keys: (key, id, from position) ->
 /// to position (`u64::MAX` while open). The id was under the key at every position P
 /// with from <= P < to.
 pub(super) const HISTORY: TableDefinition<(u32, u128, u64), u64> =
     TableDefinition::new("history_by_key");
-/// (key, position) -> how many instances carried the key after that event.
-pub(super) const COUNT_HISTORY: TableDefinition<(u32, u64), u64> =
-    TableDefinition::new("count_history_by_key");
+/// (key, block of positions) -> how many instances carried the key when the block began
+/// and after each of its events ([`super::super::count_blocks`]).
+pub(super) const COUNT_HISTORY: TableDefinition<(u32, u64), counts::Row> =
+    TableDefinition::new("count_blocks_by_key");
 /// Tables of earlier projection versions (before 7: index entries keyed by the key's
 /// bytes, current instance views, JSON views keyed by instance and position, state hashes
 /// on their own, key numbers by the key's bytes, current views without their term;
-/// before 9: short ids and key numbers keyed by id and digest): only dropped, by the
-/// rebuild that upgrades such a store.
-pub(super) const LEGACY_TABLES: [&str; 11] = [
+/// before 9: short ids and key numbers keyed by id and digest; before 11: a count-history
+/// row per event): only dropped, by the rebuild that upgrades such a store.
+pub(super) const LEGACY_TABLES: [&str; 13] = [
     "instances",
     "index",
     "index_counts",
@@ -73,6 +75,8 @@ pub(super) const LEGACY_TABLES: [&str; 11] = [
     "short_ids",
     "key_numbers",
     "current_versions",
+    "count_history_by_key",
+    "count_history_by_key_and_state",
 ];
 /// Event time (ns since the epoch) -> the last position committed at that time.
 pub(super) const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
@@ -168,20 +172,45 @@ fn split_hash<'a>(
     Ok(row.split_at(32))
 }
 
-/// The count recorded for key number `key` at or before `position` (0 if none).
-pub(super) fn last_count(
-    count_history: &impl ::redb::ReadableTable<(u32, u64), u64>,
+/// Key number `key`'s count-history row for the block of `position`, or the last one
+/// before it.
+pub(super) fn count_row(
+    count_history: &impl ::redb::ReadableTable<(u32, u64), counts::Row>,
     key: u32,
     position: u64,
-) -> Result<u64, StoreError> {
+) -> Result<Option<(u64, Moves)>, StoreError> {
     match count_history
-        .range((key, 0)..=(key, position))
+        .range((key, 0)..=(key, counts::block_of(position)))
         .map_err(io)?
         .next_back()
     {
-        Some(row) => Ok(row.map_err(io)?.1.value()),
-        None => Ok(0),
+        Some(row) => {
+            let (k, v) = row.map_err(io)?;
+            Ok(Some((k.value().1, Moves::from_row(v.value()))))
+        }
+        None => Ok(None),
     }
+}
+
+/// The count after the event at `position` from the row [`count_row`] found for it.
+pub(super) fn count_after(row: Option<(u64, Moves)>, position: u64) -> u64 {
+    match row {
+        Some((block, moves)) if block == counts::block_of(position) => moves.at(position),
+        Some((_, moves)) => moves.last(),
+        None => 0,
+    }
+}
+
+/// The count recorded for key number `key` after the event at `position` (0 if none).
+pub(super) fn last_count(
+    count_history: &impl ::redb::ReadableTable<(u32, u64), counts::Row>,
+    key: u32,
+    position: u64,
+) -> Result<u64, StoreError> {
+    Ok(count_after(
+        count_row(count_history, key, position)?,
+        position,
+    ))
 }
 
 /// A version row's state hash and view.
@@ -279,18 +308,33 @@ pub(super) fn state_code(state: State) -> u8 {
         .unwrap_or(u8::MAX)
 }
 
-/// The count recorded for a pair at or before `position` (0 if none).
-pub(super) fn last_state_count(
-    history: &impl ::redb::ReadableTable<(u32, u8, u64), u64>,
+/// A pair's count-history row for the block of `position`, or the last one before it.
+pub(super) fn state_count_row(
+    history: &impl ::redb::ReadableTable<(u32, u8, u64), counts::Row>,
     (key, state): (u32, u8),
     position: u64,
-) -> Result<u64, StoreError> {
+) -> Result<Option<(u64, Moves)>, StoreError> {
     match history
-        .range((key, state, 0)..=(key, state, position))
+        .range((key, state, 0)..=(key, state, counts::block_of(position)))
         .map_err(io)?
         .next_back()
     {
-        Some(row) => Ok(row.map_err(io)?.1.value()),
-        None => Ok(0),
+        Some(row) => {
+            let (k, v) = row.map_err(io)?;
+            Ok(Some((k.value().2, Moves::from_row(v.value()))))
+        }
+        None => Ok(None),
     }
+}
+
+/// The count recorded for a pair after the event at `position` (0 if none).
+pub(super) fn last_state_count(
+    history: &impl ::redb::ReadableTable<(u32, u8, u64), counts::Row>,
+    pair: (u32, u8),
+    position: u64,
+) -> Result<u64, StoreError> {
+    Ok(count_after(
+        state_count_row(history, pair, position)?,
+        position,
+    ))
 }

@@ -10,6 +10,7 @@ use crate::domain::lifecycle::State;
 
 use super::super::chain::{Checked, follows};
 use super::super::compact;
+use super::super::count_blocks::{self as counts, MovedTwice, Moves};
 use super::super::envelope::{Envelope, NewEvent, Payload};
 use super::super::projection::{
     ProjectionTables, Projector, StateHash, StoredView, decode_json, key_digest, shifted,
@@ -38,22 +39,24 @@ pub(super) struct Tables<'t> {
     key_numbers: HashMap<Vec<u8>, u32>,
     /// The number the next new key gets (keys are numbered 0, 1, 2, ...).
     next_key: u32,
-    /// The current count of instance keys read or written in this transaction: the keys
-    /// every creation moves (all, project, flavor, ...) would otherwise cost a seek for
-    /// their last count-history row per event.
-    counts_now: HashMap<u32, u64>,
+    /// The latest count-history row of the instance keys this transaction moved, written
+    /// when a key moves on to the next block or the transaction finishes: the keys every
+    /// creation moves (all, project, flavor, ...) would otherwise cost a seek and a row
+    /// write per event.
+    count_rows: HashMap<u32, Latest>,
     /// The pair counts this transaction moved, written once each when it finishes
     /// ([`Tables::finish`]): they have no history, so only the last value counts, and a
     /// batch moves a project's running count once per event.
     state_counts: HashMap<(u32, u8), u64>,
     state_counts_table: Table<'t, (u32, u8), u64>,
-    /// The current count of pairs with a history read or written in this transaction.
-    state_counts_now: HashMap<(u32, u8), u64>,
-    state_count_history: Table<'t, (u32, u8, u64), u64>,
+    /// The latest count-history row of the pairs with a history this transaction moved,
+    /// as [`Tables::count_rows`].
+    state_count_rows: HashMap<(u32, u8), Latest>,
+    state_count_history: Table<'t, (u32, u8, u64), counts::Row>,
     index: Table<'t, (u32, u128), ()>,
     counts: Table<'t, u32, u64>,
     history: Table<'t, (u32, u128, u64), u64>,
-    count_history: Table<'t, (u32, u64), u64>,
+    count_history: Table<'t, (u32, u64), counts::Row>,
     times: Table<'t, i64, u64>,
     /// The last time recorded and its position, written when the time moves on or the
     /// transaction finishes: a batch's events share one time, and each of them rewrote
@@ -88,10 +91,10 @@ pub(super) fn open_projection<'t>(
         new_keys: HashMap::new(),
         key_numbers: HashMap::new(),
         next_key,
-        counts_now: HashMap::new(),
+        count_rows: HashMap::new(),
         state_counts: HashMap::new(),
         state_counts_table: txn.open_table(STATE_COUNTS).map_err(io)?,
-        state_counts_now: HashMap::new(),
+        state_count_rows: HashMap::new(),
         state_count_history: txn.open_table(STATE_COUNT_HISTORY).map_err(io)?,
         history: txn.open_table(HISTORY).map_err(io)?,
         count_history: txn.open_table(COUNT_HISTORY).map_err(io)?,
@@ -133,6 +136,65 @@ pub(super) fn drop_projection(txn: &WriteTransaction) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// A key's (or pair's) latest count-history row: its block, its moves, and whether this
+/// transaction moved it (so it is to be written).
+#[derive(Debug, Clone, Copy)]
+struct Latest {
+    block: u64,
+    moves: Moves,
+    moved: bool,
+}
+
+impl Latest {
+    /// The last row stored, or an empty count before any block.
+    fn read(row: Option<(u64, Moves)>) -> Latest {
+        let (block, moves) = row.unwrap_or((0, Moves::starting(0)));
+        Latest {
+            block,
+            moves,
+            moved: false,
+        }
+    }
+
+    /// One more (`up`) or fewer at `position`: the row after the move, and the row this
+    /// one finished (to write now) if the position starts a new block.
+    fn shifted(
+        self,
+        position: u64,
+        up: bool,
+    ) -> Result<(Option<(u64, counts::Row)>, Latest), StoreError> {
+        let block = counts::block_of(position);
+        let (done, mut next) = match block.cmp(&self.block) {
+            std::cmp::Ordering::Equal => (None, self),
+            std::cmp::Ordering::Greater => (
+                self.moved.then(|| (self.block, self.moves.row())),
+                Latest {
+                    block,
+                    moves: Moves::starting(self.moves.last()),
+                    moved: false,
+                },
+            ),
+            std::cmp::Ordering::Less => {
+                return Err(corrupt(
+                    "count history",
+                    format!(
+                        "a move at position {position} before the block {} it holds",
+                        self.block
+                    ),
+                ));
+            }
+        };
+        next.moves.shift(position, up).map_err(|MovedTwice| {
+            corrupt(
+                "count history",
+                format!("two moves one way at position {position}"),
+            )
+        })?;
+        next.moved = true;
+        Ok((done, next))
+    }
+}
+
 fn view<K: ::redb::Key + 'static>(
     table: &Table<'_, K, &'static [u8]>,
     key: K::SelfType<'_>,
@@ -160,13 +222,24 @@ impl Tables<'_> {
         self.key_numbers.insert(key.to_vec(), number);
     }
 
-    /// Keeps a key's current count for the rest of the transaction (a rebuild's one long
-    /// transaction starts over when a cache is full).
-    fn remember_count(&mut self, key: u32, count: u64) {
-        if self.counts_now.len() >= PROJECTION_CACHE_ENTRIES {
-            self.counts_now.clear();
+    /// Writes the count-history rows moved since they were read, and forgets them (at
+    /// the end, or when a rebuild's one long transaction has filled the caches).
+    fn write_count_rows(&mut self) -> Result<(), StoreError> {
+        for (k, latest) in std::mem::take(&mut self.count_rows) {
+            if latest.moved {
+                self.count_history
+                    .insert((k, latest.block), latest.moves.row())
+                    .map_err(io)?;
+            }
         }
-        self.counts_now.insert(key, count);
+        for ((k, state), latest) in std::mem::take(&mut self.state_count_rows) {
+            if latest.moved {
+                self.state_count_history
+                    .insert((k, state, latest.block), latest.moves.row())
+                    .map_err(io)?;
+            }
+        }
+        Ok(())
     }
 
     /// The key's number, if it was ever used.
@@ -191,6 +264,7 @@ impl Tables<'_> {
         if let Some((at, position)) = self.time.take() {
             self.times.insert(at, position).map_err(io)?;
         }
+        self.write_count_rows()?;
         for (pair, count) in std::mem::take(&mut self.state_counts) {
             match count {
                 0 => self.state_counts_table.remove(pair).map(|_| ()),
@@ -279,13 +353,18 @@ impl ProjectionTables for Tables<'_> {
         let k = self.numbered(key)?;
         match history {
             Some(position) => {
-                let now = match self.counts_now.get(&k) {
-                    Some(n) => *n,
-                    None => last_count(&self.count_history, k, u64::MAX)?,
+                let latest = match self.count_rows.remove(&k) {
+                    Some(latest) => latest,
+                    None => Latest::read(count_row(&self.count_history, k, u64::MAX)?),
                 };
-                let next = shifted(now, up);
-                self.count_history.insert((k, position), next).map_err(io)?;
-                self.remember_count(k, next);
+                let (done, latest) = latest.shifted(position, up)?;
+                if let Some((block, row)) = done {
+                    self.count_history.insert((k, block), row).map_err(io)?;
+                }
+                if self.count_rows.len() >= PROJECTION_CACHE_ENTRIES {
+                    self.write_count_rows()?;
+                }
+                self.count_rows.insert(k, latest);
             }
             None => {
                 let now = self.counts.get(k).map_err(io)?.map(|g| g.value());
@@ -318,18 +397,20 @@ impl ProjectionTables for Tables<'_> {
             self.state_counts.insert(pair, shifted(now, up));
             return Ok(());
         };
-        let now = match self.state_counts_now.get(&pair) {
-            Some(n) => *n,
-            None => last_state_count(&self.state_count_history, pair, u64::MAX)?,
+        let latest = match self.state_count_rows.remove(&pair) {
+            Some(latest) => latest,
+            None => Latest::read(state_count_row(&self.state_count_history, pair, u64::MAX)?),
         };
-        let next = shifted(now, up);
-        self.state_count_history
-            .insert((pair.0, pair.1, position), next)
-            .map_err(io)?;
-        if self.state_counts_now.len() >= PROJECTION_CACHE_ENTRIES {
-            self.state_counts_now.clear();
+        let (done, latest) = latest.shifted(position, up)?;
+        if let Some((block, row)) = done {
+            self.state_count_history
+                .insert((pair.0, pair.1, block), row)
+                .map_err(io)?;
         }
-        self.state_counts_now.insert(pair, next);
+        if self.state_count_rows.len() >= PROJECTION_CACHE_ENTRIES {
+            self.write_count_rows()?;
+        }
+        self.state_count_rows.insert(pair, latest);
         Ok(())
     }
 
