@@ -27,8 +27,8 @@ use crate::projection::index::{self, StatePair};
 /// tables hold key digests ([`key_digest`]) instead of key bytes; 9: the embedded store
 /// keys short ids by their ordinal and keeps key number -> digest (the reverse map in
 /// memory); 10: (embedded store) a project's and a customer's instances counted per
-/// state ([`index::instance_state_counts`]); 11: (embedded store) count history in
-/// blocks of 64 positions, one row per key and block instead of one per event.
+/// state ([`index::instance_state_counts`]); 11: count history in blocks of 64 positions
+/// ([`super::count_blocks`]), one row per key and block instead of one per event.
 pub const VERSION: u32 = 11;
 
 /// An instance's stored view (compact bytes) and, where the backend keeps it, its term of

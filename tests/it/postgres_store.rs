@@ -257,3 +257,84 @@ async fn requests_that_queue_while_the_head_is_locked_share_the_batch_that_waite
         "the five creates committed in one batch, at one time: {times:?}"
     );
 }
+
+on_postgres!(#[tokio::test] async fn a_ledger_with_a_count_history_row_per_event_is_upgraded_to_count_blocks);
+/// A ledger from before migration 0004 (projection version 10, a count-history row per
+/// event) is upgraded by the next start: the migration replaces the table, the rebuild
+/// refills it from the log, and every as-of total, at every position, answers as before.
+async fn a_ledger_with_a_count_history_row_per_event_is_upgraded_to_count_blocks() {
+    use crate::harness::{Catalog, Server, postgres};
+    use reqwest::StatusCode;
+
+    let mut s = Server::start(&["--driver-delay-ms", "0"]);
+    let dir = s.take_dir().expect("dir");
+    let c = Catalog::create(&s).await;
+    // Creations and their completions: more than one block of 64 positions.
+    for i in 0..40 {
+        let r = s.post("/v1/instances", c.instance(&format!("u{i}"))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let mut head = 0;
+    for _ in 0..200 {
+        let r = s.get("/v1/instances?state=running&limit=1").await;
+        head = s.position().await;
+        if r.body["total"] == 40 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(head > 64, "the history spans more than one block: {head}");
+    let filters = ["", "state=running&", "state=provisioning&", "name=u3&"];
+    let totals = async |s: &Server| {
+        let mut out = Vec::new();
+        for p in 0..=head {
+            for f in filters {
+                let r = s
+                    .get(&format!("/v1/instances?{f}at_position={p}&limit=1"))
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                out.push(r.body["total"].as_u64().expect("total"));
+            }
+        }
+        out
+    };
+    let before = totals(&s).await;
+    assert_eq!(before.last(), Some(&1), "u3 by name at the head");
+    s.stop();
+    // Back to the shape of migration 0003 and projection version 10.
+    let url = postgres::url_of(&postgres::database_name(dir.path()));
+    postgres::on(url.clone(), |c| {
+        c.batch_execute(
+            "DROP TABLE count_blocks;
+             CREATE TABLE count_history (key bytea, position bigint, count bigint NOT NULL,
+                                         PRIMARY KEY (key, position));
+             INSERT INTO count_history VALUES ('\\x00', 1, 7);
+             DELETE FROM ledger_migrations WHERE version = 4;
+             UPDATE projection_version SET version = 10;",
+        )
+        .expect("downgrade");
+    });
+    let s = Server::start_in(dir.path(), &["--driver-delay-ms", "0"]);
+    assert_eq!(totals(&s).await, before, "as-of totals after the upgrade");
+    let (migrated, version, legacy): (i64, i32, bool) = postgres::on(url, |c| {
+        let row = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM ledger_migrations WHERE version = 4),
+                        (SELECT version FROM projection_version),
+                        to_regclass('count_history') IS NOT NULL",
+                &[],
+            )
+            .expect("state");
+        (row.get(0), row.get(1), row.get(2))
+    });
+    assert_eq!(
+        (migrated, version, legacy),
+        (
+            1,
+            i32::try_from(instance_ledger::store::projection::VERSION).expect("version"),
+            false
+        )
+    );
+    drop(s);
+    drop(dir);
+}

@@ -11,9 +11,11 @@ use postgres::{Statement, Transaction};
 use uuid::Uuid;
 
 use super::super::Head;
+use super::super::count_blocks::{self, MovedTwice, Moves};
 use super::super::projection::shifted;
 use super::listen::NOTIFY_CHANNEL;
-use super::{pos, unpos};
+use super::write::Attempt;
+use super::{corrupt, pos, signed, unpos};
 
 #[derive(Default)]
 pub(super) struct Buffer {
@@ -87,11 +89,10 @@ impl Flush<'_, '_> {
 /// the statement and none sees another's rows, which the buffer makes safe: each
 /// (key, id) of the index is either removed or added, each count is either deleted or
 /// set, and the intervals closed are the ones open before the batch (this batch's own
-/// are inserted already closed). Empty arrays insert nothing. `$42` says whether the
-/// head moved (a replay writes projections only). The count history is a plain insert,
-/// not an upsert: its rows are one per (key, position) of the batch and positions are new
-/// in every batch (a replay starts from empty tables), so a conflict would be a bug, and
-/// the speculative insertion an upsert pays per row was about a quarter of that insert.
+/// are inserted already closed). Empty arrays insert nothing. `$44` says whether the
+/// head moved (a replay writes projections only). A count block an earlier batch began
+/// ([`count_blocks`]) keeps its starting count and gains this batch's bits: its
+/// positions are new, so the bits never overlap.
 const FLUSH: &str = "WITH
   e  AS (INSERT INTO events (position, stream_id, version, hash, body)
          SELECT * FROM unnest($1::int8[], $2::uuid[], $3::int8[], $4::bytea[], $5::bytea[])),
@@ -116,17 +117,19 @@ const FLUSH: &str = "WITH
          WHERE h.key = c.key AND h.id = c.id AND h.to_position IS NULL),
   ho AS (INSERT INTO history (key, id, from_position, to_position)
          SELECT * FROM unnest($26::bytea[], $27::uuid[], $28::int8[], $29::int8[])),
-  ch AS (INSERT INTO count_history (key, position, count)
-         SELECT * FROM unnest($30::bytea[], $31::int8[], $32::int8[])),
-  ti AS (INSERT INTO times (at_ns, position) SELECT * FROM unnest($33::int8[], $34::int8[])
+  ch AS (INSERT INTO count_blocks (key, block, start, ups, downs)
+         SELECT * FROM unnest($30::bytea[], $31::int8[], $32::int8[], $33::int8[], $34::int8[])
+         ON CONFLICT (key, block) DO UPDATE
+         SET ups = count_blocks.ups | EXCLUDED.ups, downs = count_blocks.downs | EXCLUDED.downs),
+  ti AS (INSERT INTO times (at_ns, position) SELECT * FROM unnest($35::int8[], $36::int8[])
          ON CONFLICT (at_ns) DO UPDATE SET position = EXCLUDED.position),
-  cr AS (INSERT INTO creations (position, id) SELECT * FROM unnest($35::int8[], $36::uuid[])),
+  cr AS (INSERT INTO creations (position, id) SELECT * FROM unnest($37::int8[], $38::uuid[])),
   sh AS (INSERT INTO state_hashes (position, hash)
-         SELECT * FROM unnest($37::int8[], $38::bytea[])),
+         SELECT * FROM unnest($39::int8[], $40::bytea[])),
   ve AS (INSERT INTO versions (id, position, view)
-         SELECT * FROM unnest($39::uuid[], $40::int8[], $41::bytea[])),
-  hd AS (UPDATE head SET position = $43::int8, hash = $44::bytea WHERE $42::bool)
-SELECT pg_notify($45::text, $46::text) WHERE $42::bool";
+         SELECT * FROM unnest($41::uuid[], $42::int8[], $43::bytea[])),
+  hd AS (UPDATE head SET position = $45::int8, hash = $46::bytea WHERE $44::bool)
+SELECT pg_notify($47::text, $48::text) WHERE $44::bool";
 
 const READ_COUNTS: &str = "SELECT key, count FROM index_counts WHERE key = ANY($1::bytea[])";
 
@@ -137,11 +140,7 @@ fn columns<A, B>(rows: impl IntoIterator<Item = (A, B)>) -> (Vec<A>, Vec<B>) {
 
 impl Buffer {
     /// Writes the batch; with `moved`, also the new head and the commit notification.
-    pub(super) fn flush(
-        self,
-        tx: &mut Flush<'_, '_>,
-        moved: Option<Head>,
-    ) -> Result<(), postgres::Error> {
+    pub(super) fn flush(self, tx: &mut Flush<'_, '_>, moved: Option<Head>) -> Result<(), Attempt> {
         let Buffer {
             events: e,
             stream_versions: _,
@@ -203,8 +202,8 @@ impl Buffer {
         let head = moved.unwrap_or_default();
         let (head_position, head_hash) = (pos(head.position), head.hash.to_vec());
         let notified = head.position.to_string();
-        let statement = tx.statement(FLUSH)?;
-        let params: [&(dyn ToSql + Sync); 46] = [
+        let statement = tx.statement(FLUSH).map_err(Attempt::Pg)?;
+        let params: [&(dyn ToSql + Sync); 48] = [
             &e.positions,
             &e.streams,
             &e.versions,
@@ -234,9 +233,11 @@ impl Buffer {
             &open_i,
             &open_from,
             &open_to,
-            &counts.history_keys,
-            &counts.history_positions,
-            &counts.history_counts,
+            &counts.block_keys,
+            &counts.blocks,
+            &counts.block_starts,
+            &counts.block_ups,
+            &counts.block_downs,
             &time_t,
             &time_p,
             &creation_p,
@@ -252,7 +253,10 @@ impl Buffer {
             &NOTIFY_CHANNEL,
             &notified,
         ];
-        tx.tx.execute(&statement, &params).map(|_| ())
+        tx.tx
+            .execute(&statement, &params)
+            .map(|_| ())
+            .map_err(Attempt::Pg)
     }
 }
 
@@ -262,18 +266,20 @@ struct Counts {
     zero: Vec<Vec<u8>>,
     set_keys: Vec<Vec<u8>>,
     set_counts: Vec<i64>,
-    history_keys: Vec<Vec<u8>>,
-    history_positions: Vec<i64>,
-    history_counts: Vec<i64>,
+    block_keys: Vec<Vec<u8>>,
+    blocks: Vec<i64>,
+    block_starts: Vec<i64>,
+    block_ups: Vec<i64>,
+    block_downs: Vec<i64>,
 }
 
 impl Counts {
-    /// Applies the moves in order to the stored counts (read in one statement), keeping
-    /// the count after each instance event for the count history.
+    /// Applies the moves in order to the stored counts (read in one statement), and
+    /// gathers those of instance events into their count blocks.
     fn apply(
         tx: &mut Flush<'_, '_>,
         moves: Vec<(Vec<u8>, bool, Option<u64>)>,
-    ) -> Result<Counts, postgres::Error> {
+    ) -> Result<Counts, Attempt> {
         let mut out = Counts::default();
         if moves.is_empty() {
             return Ok(out);
@@ -284,20 +290,32 @@ impl Counts {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let statement = tx.statement(READ_COUNTS)?;
+        let statement = tx.statement(READ_COUNTS).map_err(Attempt::Pg)?;
         let mut counts: HashMap<Vec<u8>, u64> = tx
             .tx
-            .query(&statement, &[&keys])?
+            .query(&statement, &[&keys])
+            .map_err(Attempt::Pg)?
             .iter()
             .map(|r| (r.get::<_, Vec<u8>>(0), unpos(r.get(1))))
             .collect();
-        let mut history: BTreeMap<(Vec<u8>, u64), u64> = BTreeMap::new();
+        // A block begun by an earlier batch is started here at the count before this
+        // batch's first move in it; the flush keeps the stored start of such a block.
+        let mut blocks: BTreeMap<(Vec<u8>, u64), Moves> = BTreeMap::new();
         for (key, up, at) in moves {
             let count = counts.entry(key.clone()).or_insert(0);
-            *count = shifted(*count, up);
             if let Some(at) = at {
-                history.insert((key, at), *count);
+                blocks
+                    .entry((key, count_blocks::block_of(at)))
+                    .or_insert_with(|| Moves::starting(*count))
+                    .shift(at, up)
+                    .map_err(|MovedTwice| {
+                        Attempt::Store(corrupt(
+                            "count history",
+                            format!("two moves one way at position {at}"),
+                        ))
+                    })?;
             }
+            *count = shifted(*count, up);
         }
         for (k, n) in counts {
             match n {
@@ -308,10 +326,13 @@ impl Counts {
                 }
             }
         }
-        for ((key, at), count) in history {
-            out.history_keys.push(key);
-            out.history_positions.push(pos(at));
-            out.history_counts.push(pos(count));
+        for ((key, block), moves) in blocks {
+            let (start, ups, downs) = moves.row();
+            out.block_keys.push(key);
+            out.blocks.push(pos(block));
+            out.block_starts.push(pos(start));
+            out.block_ups.push(signed(ups));
+            out.block_downs.push(signed(downs));
         }
         Ok(out)
     }

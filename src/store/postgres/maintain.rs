@@ -13,7 +13,7 @@ use super::super::projection::{Projector, StateHash, VERSION};
 use super::super::{ExportRange, Head, Maintenance, StoreError, VerifyReport};
 use super::buffer::{Buffer, Flush};
 use super::migrate::MIGRATIONS;
-use super::write::PgWrite;
+use super::write::{Attempt, PgWrite};
 use super::{PgStore, corrupt, hash32, pg, pos, unpos};
 
 /// Every projection table, in the order a rebuild empties them.
@@ -25,7 +25,7 @@ const PROJECTIONS: [&str; 12] = [
     "index_entries",
     "index_counts",
     "history",
-    "count_history",
+    "count_blocks",
     "times",
     "creations",
     "state_hashes",
@@ -97,7 +97,10 @@ fn replay(
             },
             None,
         )
-        .map_err(pg)?;
+        .map_err(|e| match e {
+            Attempt::Pg(e) => pg(e),
+            Attempt::Store(e) => e,
+        })?;
         progress(chain.head().position);
     }
     chain.ends_at(head)?;

@@ -24,6 +24,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_projection_version.sql",
         include_str!("../../../schema/postgres/0003_projection_version.sql"),
     ),
+    (
+        4,
+        "0004_count_blocks.sql",
+        include_str!("../../../schema/postgres/0004_count_blocks.sql"),
+    ),
 ];
 
 /// Arbitrary constant for the advisory lock that serializes migrations across nodes.

@@ -60,6 +60,16 @@ pub(super) fn unpos(p: i64) -> u64 {
     u64::try_from(p).unwrap_or(0)
 }
 
+/// A count block's bit mask as PostgreSQL stores it: the same 64 bits in a `bigint`.
+pub(super) fn signed(mask: u64) -> i64 {
+    i64::from_ne_bytes(mask.to_ne_bytes())
+}
+
+/// A count block's bit mask from its `bigint`.
+pub(super) fn bits(stored: i64) -> u64 {
+    u64::from_ne_bytes(stored.to_ne_bytes())
+}
+
 /// One connection with its prepared statements.
 pub(super) struct Conn {
     pub(super) client: Client,

@@ -7,10 +7,11 @@ use postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::super::compact;
+use super::super::count_blocks::{self, Moves};
 use super::super::envelope::Envelope;
 use super::super::projection::{StateHash, decode_json, key_digest, time_key};
 use super::super::{Cut, Head, Ids, Snapshot, StoreError};
-use super::{Conn, PgStore, corrupt, hash32, pg, pos, unpos};
+use super::{Conn, PgStore, bits, corrupt, hash32, pg, pos, unpos};
 use crate::domain::catalog::Resource;
 use crate::domain::identity::User;
 use crate::domain::instance::Instance;
@@ -234,14 +235,22 @@ impl Snapshot for PgRead<'_> {
     fn count_at(&self, key: &[u8], position: u64) -> Result<u64, StoreError> {
         let key = key_digest(key);
         let key = key.as_slice();
-        Ok(self
-            .first(
-                "SELECT count FROM count_history WHERE key = $1 AND position <= $2
-                 ORDER BY position DESC LIMIT 1",
-                &[&key, &pos(position)],
-            )?
-            .map(|r| unpos(r.get(0)))
-            .unwrap_or(0))
+        let block = count_blocks::block_of(position);
+        let row = self.first(
+            "SELECT block, start, ups, downs FROM count_blocks WHERE key = $1 AND block <= $2
+             ORDER BY block DESC LIMIT 1",
+            &[&key, &pos(block)],
+        )?;
+        Ok(match row {
+            None => 0,
+            Some(r) => {
+                let moves = Moves::from_row((unpos(r.get(1)), bits(r.get(2)), bits(r.get(3))));
+                match unpos(r.get(0)) == block {
+                    true => moves.at(position),
+                    false => moves.last(),
+                }
+            }
+        })
     }
 
     fn event_hash(&self, position: u64) -> Result<[u8; 32], StoreError> {

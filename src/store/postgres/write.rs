@@ -94,8 +94,7 @@ impl PgStore {
                 statements,
             },
             (new_head != head).then_some(new_head),
-        )
-        .map_err(Attempt::Pg)?;
+        )?;
         tx.commit().map_err(Attempt::Pg)?;
         *last_commit = Some((new_head, new_state_hash));
         Ok(())
