@@ -88,9 +88,37 @@ pub struct InstanceRequest {
 
 /// A catalog reference that must exist and be of the right kind.
 fn lookup(snap: &dyn Snapshot, reference: Reference, id: Uuid) -> Result<Resource, ServiceError> {
-    match snap.resource(id)? {
+    checked(snap.resource(id)?, reference, id)
+}
+
+fn checked(
+    found: Option<Resource>,
+    reference: Reference,
+    id: Uuid,
+) -> Result<Resource, ServiceError> {
+    match found {
         Some(r) if Some(r.kind) == reference.catalog_kind() => Ok(r),
         _ => Err(ServiceError::UnknownReference { reference, id }),
+    }
+}
+
+/// The catalog entries a create names, read at once (one round trip on PostgreSQL) and
+/// handed out by id, so each is still checked in the order its errors take precedence.
+struct Named(std::collections::HashMap<Uuid, Resource>);
+
+impl Named {
+    fn read(snap: &dyn Snapshot, ids: &[Uuid]) -> Result<Named, ServiceError> {
+        let found = snap.resources(ids)?;
+        Ok(Named(
+            ids.iter()
+                .zip(found)
+                .filter_map(|(id, r)| r.map(|r| (*id, r)))
+                .collect(),
+        ))
+    }
+
+    fn get(&self, reference: Reference, id: Uuid) -> Result<Resource, ServiceError> {
+        checked(self.0.get(&id).cloned(), reference, id)
     }
 }
 
@@ -204,7 +232,11 @@ impl Ledger {
     ) -> Result<instance::Spec, ServiceError> {
         let caller = caller.clone();
         self.prepare(move |snap| {
-            let project = lookup(snap, Reference::Project, req.project_id)?;
+            let mut ids = vec![req.project_id, req.flavor_id, req.image_id];
+            ids.extend(&req.network_ids);
+            ids.extend(req.ssh_key_id);
+            let named = Named::read(snap, &ids)?;
+            let project = named.get(Reference::Project, req.project_id)?;
             let catalog::Spec::Project { customer_id, .. } = project.spec else {
                 return Err(ServiceError::Internal("project without customer".into()));
             };
@@ -219,13 +251,13 @@ impl Ledger {
                 Reference::Project,
                 req.project_id,
             )?;
-            let flavor = lookup(snap, Reference::Flavor, req.flavor_id)?;
+            let flavor = named.get(Reference::Flavor, req.flavor_id)?;
             usable_in(&flavor, req.project_id)?;
             let sizing = sizing(&flavor, req.sizes)?;
-            lookup(snap, Reference::Image, req.image_id)?;
+            named.get(Reference::Image, req.image_id)?;
             let mut networks = Vec::with_capacity(req.network_ids.len());
             for n in &req.network_ids {
-                networks.push(lookup(snap, Reference::Network, *n)?);
+                networks.push(named.get(Reference::Network, *n)?);
             }
             let ip_address = match (&req.ip_address, networks.first()) {
                 (None, _) => None,
@@ -238,7 +270,7 @@ impl Ledger {
                 (Some(address), Some(network)) => Some(address_in(network, address)?),
             };
             if let Some(k) = req.ssh_key_id {
-                lookup(snap, Reference::SshKey, k)?;
+                named.get(Reference::SshKey, k)?;
             }
             Ok(instance::Spec {
                 short_id: String::new(),

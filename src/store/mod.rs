@@ -166,6 +166,12 @@ pub trait Snapshot {
     fn instance(&self, id: Uuid) -> Result<Option<Instance>, StoreError>;
     fn instance_by_short_id(&self, short_id: &str) -> Result<Option<Uuid>, StoreError>;
     fn resource(&self, id: Uuid) -> Result<Option<Resource>, StoreError>;
+    /// Several catalog resources at once, in the order of `ids` (`None`: absent). A
+    /// backend that pays a round trip per query answers in one: a create names three or
+    /// more.
+    fn resources(&self, ids: &[Uuid]) -> Result<Vec<Option<Resource>>, StoreError> {
+        ids.iter().map(|id| self.resource(*id)).collect()
+    }
     fn user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
     fn idempotency(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn stream(&self, id: Uuid) -> Result<Vec<Envelope>, StoreError>;

@@ -181,3 +181,37 @@ fn short_ids_minted_at_random_or_by_ordinal_are_found_before_and_after_a_rebuild
     t.store.rebuild().expect("rebuild");
     found("after a rebuild");
 }
+
+on_each_backend!(#[test] fn resources_read_together_come_back_in_the_order_asked);
+/// `Snapshot::resources` (one query on PostgreSQL) answers each id in the order asked,
+/// absent ones as `None` and a repeated id twice, as one lookup per id would.
+fn resources_read_together_come_back_in_the_order_asked() {
+    use instance_ledger::domain::catalog::Spec;
+
+    let t = crate::harness::TestStore::open();
+    let (a, b, missing) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    t.store
+        .write(&mut |txn| {
+            txn.append(image(a, 1, "a"))?;
+            txn.append(image(b, 1, "b"))?;
+            Ok(())
+        })
+        .expect("write");
+    let snap = t.store.read().expect("read");
+    let names: Vec<Option<String>> = snap
+        .resources(&[b, missing, a, b])
+        .expect("resources")
+        .into_iter()
+        .map(|r| {
+            r.map(|r| match r.spec {
+                Spec::Named { name } => name,
+                other => format!("{other:?}"),
+            })
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [Some("b".into()), None, Some("a".into()), Some("b".into())]
+    );
+    assert!(snap.resources(&[]).expect("none asked").is_empty());
+}

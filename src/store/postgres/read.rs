@@ -104,6 +104,21 @@ impl Snapshot for PgRead<'_> {
         self.view("SELECT view FROM resources WHERE id = $1", id, "resource")
     }
 
+    fn resources(&self, ids: &[Uuid]) -> Result<Vec<Option<Resource>>, StoreError> {
+        let rows = self.query(
+            "SELECT id, view FROM resources WHERE id = ANY($1::uuid[])",
+            &[&ids],
+        )?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = row.get(0);
+            let resource: Resource =
+                decode_json(&format!("resource {id}"), row.get::<_, &[u8]>(1))?;
+            found.insert(id, resource);
+        }
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+    }
+
     fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
         self.view("SELECT view FROM users WHERE id = $1", id, "user")
     }
