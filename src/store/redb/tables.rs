@@ -45,8 +45,8 @@ pub(super) const INDEX_COUNTS: TableDefinition<u32, u64> = TableDefinition::new(
 pub(super) const STATE_COUNTS: TableDefinition<(u32, u8), u64> =
     TableDefinition::new("counts_by_key_and_state");
 /// (key, state's place, block of positions) -> the pair's count history in that block
-/// ([`super::super::count_blocks`]), for the pairs that keep a history; a pair's current count is its
-/// last row's last count.
+/// ([`super::super::count_blocks`]), for the pairs that keep a history; a pair's current
+/// count is its last row's last count.
 pub(super) const STATE_COUNT_HISTORY: TableDefinition<(u32, u8, u64), counts::Row> =
     TableDefinition::new("count_blocks_by_key_and_state");
 /// History for as-of reads, kept for instance index keys: (key, id, from position) ->
