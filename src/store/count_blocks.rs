@@ -74,6 +74,15 @@ impl Moves {
         self.counted(through(position))
     }
 
+    /// The count after the event at `position`, given this row's `block`: the row of the
+    /// position's own block, or of the last block before it that moved the count.
+    pub(super) fn after(self, block: u64, position: u64) -> u64 {
+        match block == block_of(position) {
+            true => self.at(position),
+            false => self.last(),
+        }
+    }
+
     fn counted(self, mask: u64) -> u64 {
         (self.start + u64::from((self.ups & mask).count_ones()))
             .saturating_sub(u64::from((self.downs & mask).count_ones()))
@@ -121,6 +130,9 @@ mod tests {
             [6, 6, 7, 7, 6]
         );
         assert_eq!(m.last(), 6);
+        assert_eq!((m.after(1, 65), m.after(1, 200)), (6, 6));
+        assert_eq!(m.after(1, 64), 6);
+        assert_eq!(Moves::starting(5).after(1, 64), 5);
     }
 
     #[test]

@@ -258,13 +258,8 @@ impl Snapshot for PgRead<'_> {
         )?;
         Ok(match row {
             None => 0,
-            Some(r) => {
-                let moves = Moves::from_row((unpos(r.get(1)), bits(r.get(2)), bits(r.get(3))));
-                match unpos(r.get(0)) == block {
-                    true => moves.at(position),
-                    false => moves.last(),
-                }
-            }
+            Some(r) => Moves::from_row((unpos(r.get(1)), bits(r.get(2)), bits(r.get(3))))
+                .after(unpos(r.get(0)), position),
         })
     }
 

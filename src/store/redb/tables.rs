@@ -193,12 +193,8 @@ pub(super) fn count_row(
 }
 
 /// The count after the event at `position` from the row [`count_row`] found for it.
-pub(super) fn count_after(row: Option<(u64, Moves)>, position: u64) -> u64 {
-    match row {
-        Some((block, moves)) if block == counts::block_of(position) => moves.at(position),
-        Some((_, moves)) => moves.last(),
-        None => 0,
-    }
+fn count_after(row: Option<(u64, Moves)>, position: u64) -> u64 {
+    row.map_or(0, |(block, moves)| moves.after(block, position))
 }
 
 /// The count recorded for key number `key` after the event at `position` (0 if none).
